@@ -1,0 +1,3 @@
+from cicompile.cli import main
+
+main()

@@ -1,0 +1,89 @@
+"""The `cicompile` command line."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from cicompile import __version__, compile_config
+from cicompile.diagnostics import Diagnostic, render_github, render_json, render_text
+
+TARGETS = ("github", "gitlab", "make", "shell")
+
+EPILOG = """\b
+Examples:
+  cicompile --target github .circleci/config.yml
+  cicompile --target gitlab -o . .circleci/config.yml     # writes ./.gitlab-ci.yml
+  cicompile --target make -o out .circleci/config.yml     # writes out/Makefile
+  cicompile --target shell -o . .circleci/config.yml && bash ci.sh
+
+\b
+Exit status: 0 compiled, 1 the config has errors (nothing is written), 2 usage error.
+Diagnostics go to stderr as `path:line:col: severity: message [code]`.
+"""
+
+
+def _write_atomically(path: Path, text: str, mode: int | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _render(diags: list[Diagnostic], fmt: str) -> str:
+    if fmt == "json":
+        return render_json(diags)
+    if fmt == "github":
+        return render_github(diags)
+    return render_text(diags)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.version_option(__version__, prog_name="cicompile")
+@click.option("-t", "--target", type=click.Choice(TARGETS), required=True,
+              help="What to generate.")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write files under this directory instead of printing them.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
+              show_default=True, help="How diagnostics are printed on stderr.")
+@click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+def main(target: str, output_dir: Path | None, fmt: str, config: Path) -> None:
+    """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
+    if str(config) == "-":
+        text, shown = sys.stdin.read(), "<stdin>"
+    else:
+        try:
+            text = config.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.UsageError(f"cannot read {config}: {exc}") from exc
+        shown = str(config)
+    result = compile_config(text, target, path=shown)
+    if result.diagnostics:
+        click.echo(_render(result.diagnostics, fmt), err=True, nl=False)
+    if not result.ok:
+        sys.exit(1)
+    if output_dir is not None:
+        for rel, content in sorted(result.files.items()):
+            mode = 0o755 if rel.endswith(".sh") else None
+            _write_atomically(output_dir / rel, content, mode)
+        return
+    if len(result.files) == 1:
+        click.echo(next(iter(result.files.values())), nl=False)
+        return
+    for i, (rel, content) in enumerate(sorted(result.files.items())):
+        if i:
+            click.echo("")
+        click.echo(f"# ==> {rel} <==")
+        click.echo(content, nl=False)

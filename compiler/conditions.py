@@ -1,0 +1,213 @@
+"""Boolean conditions over the pipeline's ref (branch or tag): the language of filters.
+
+A CircleCI pipeline is either a *branch* pipeline (tag empty) or a *tag* pipeline (branch
+empty). Every filter and every "does this job exist" rule (semantics §5.3–5.4) is a formula
+over these atoms:
+
+- ``IsKind(kind)``: the pipeline is a branch (or tag) pipeline;
+- ``Match(kind, pattern)``: it is one, and its name matches ``pattern`` (exact string or a
+  Java regex that must match the whole name).
+
+Targets render formulas into GitLab ``rules:if``, bash tests (make, shell, GitHub gate job).
+Formulas are kept in negation normal form (``Not`` only around atoms) because GitLab's rule
+language has no unary negation.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+
+class RefKind(enum.StrEnum):
+    BRANCH = "branch"
+    TAG = "tag"
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A filter specifier: ``text`` literally, or a full-match regex when ``regex`` is set."""
+
+    text: str
+    regex: bool = False
+
+    def matches(self, name: str) -> bool:
+        if self.regex:
+            return re.fullmatch(self.text, name) is not None
+        return self.text == name
+
+    def __str__(self) -> str:
+        return f"/{self.text}/" if self.regex else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IsKind:
+    kind: RefKind
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    kind: RefKind
+    pattern: Pattern
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    atom: IsKind | Match
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    items: tuple[Cond, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    items: tuple[Cond, ...]
+
+
+Cond = Const | IsKind | Match | Not | And | Or
+
+TRUE = Const(True)
+FALSE = Const(False)
+
+
+def negate(c: Cond) -> Cond:
+    match c:
+        case Const(value):
+            return Const(not value)
+        case IsKind() | Match():
+            return Not(c)
+        case Not(atom):
+            return atom
+        case And(items):
+            return any_of(negate(i) for i in items)
+        case Or(items):
+            return all_of(negate(i) for i in items)
+    raise AssertionError(c)
+
+
+def all_of(items: object) -> Cond:
+    flat: list[Cond] = []
+    for c in items:  # type: ignore[attr-defined]
+        if c == TRUE:
+            continue
+        if c == FALSE:
+            return FALSE
+        for sub in c.items if isinstance(c, And) else (c,):
+            if sub not in flat:
+                flat.append(sub)
+    flat = _drop_implied_kinds(flat)
+    if _contradicts(flat):
+        return FALSE
+    if not flat:
+        return TRUE
+    if len(flat) == 1:
+        return flat[0]
+    return And(tuple(flat))
+
+
+def any_of(items: object) -> Cond:
+    flat: list[Cond] = []
+    for c in items:  # type: ignore[attr-defined]
+        if c == FALSE:
+            continue
+        if c == TRUE:
+            return TRUE
+        for sub in c.items if isinstance(c, Or) else (c,):
+            if sub not in flat:
+                flat.append(sub)
+    # absorption: x | (x & y) == x
+    flat = [c for c in flat if not (isinstance(c, And) and any(o in c.items for o in flat))]
+    if IsKind(RefKind.BRANCH) in flat and IsKind(RefKind.TAG) in flat:
+        return TRUE
+    if not flat:
+        return FALSE
+    if len(flat) == 1:
+        return flat[0]
+    return Or(tuple(flat))
+
+
+def _kind_of(c: Cond) -> RefKind | None:
+    """The pipeline kind a conjunct forces, if any."""
+    if isinstance(c, IsKind | Match):
+        return c.kind
+    return None
+
+
+def _drop_implied_kinds(items: list[Cond]) -> list[Cond]:
+    # IsKind(k) is implied by any Match(k, _) in the same conjunction.
+    kinds_by_match = {c.kind for c in items if isinstance(c, Match)}
+    return [c for c in items if not (isinstance(c, IsKind) and c.kind in kinds_by_match)]
+
+
+def _contradicts(items: list[Cond]) -> bool:
+    kinds = {k for k in map(_kind_of, items) if k is not None}
+    if len(kinds) > 1:
+        return True
+    return any(isinstance(c, Not) and c.atom in items for c in items)
+
+
+def evaluate(c: Cond, kind: RefKind, name: str) -> bool:
+    """Reference evaluation, used by tests and by the compile-time decision of constant refs."""
+    match c:
+        case Const(value):
+            return value
+        case IsKind(k):
+            return k == kind
+        case Match(k, pattern):
+            return k == kind and pattern.matches(name)
+        case Not(atom):
+            return not evaluate(atom, kind, name)
+        case And(items):
+            return all(evaluate(i, kind, name) for i in items)
+        case Or(items):
+            return any(evaluate(i, kind, name) for i in items)
+    raise AssertionError(c)
+
+
+def restrict(c: Cond, kind: RefKind) -> Cond:
+    """The formula as it reads inside pipelines of one kind (the other kind's atoms vanish)."""
+    match c:
+        case Const():
+            return c
+        case IsKind(k):
+            return Const(k == kind)
+        case Match(k, _):
+            return c if k == kind else FALSE
+        case Not(atom):
+            return negate(restrict(atom, kind))
+        case And(items):
+            return all_of(restrict(i, kind) for i in items)
+        case Or(items):
+            return any_of(restrict(i, kind) for i in items)
+    raise AssertionError(c)
+
+
+def implies(a: Cond, b: Cond) -> bool:
+    """A conservative check that `a` implies `b` (False means "not shown")."""
+    if b == TRUE or a == FALSE or a == b:
+        return True
+    if isinstance(a, Or):
+        return all(implies(i, b) for i in a.items)
+    if isinstance(b, And):
+        return all(implies(a, i) for i in b.items)
+    if isinstance(a, And) and any(implies(i, b) for i in a.items):
+        return True
+    if isinstance(b, Or):
+        return any(implies(a, i) for i in b.items)
+    if isinstance(b, IsKind) and isinstance(a, Match | IsKind):
+        return a.kind == b.kind
+    return False
+
+
+def size(c: Cond) -> int:
+    if isinstance(c, And | Or):
+        return 1 + sum(size(i) for i in c.items)
+    return 1

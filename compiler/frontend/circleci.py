@@ -1,0 +1,539 @@
+"""CircleCI config (positioned YAML tree) → validated IR.
+
+Every problem is recorded with a position and a stable code; the caller decides whether to go
+on. Structure follows the configuration reference (semantics §1–§5).
+"""
+
+from __future__ import annotations
+
+import re
+
+from cicompile import ir
+from cicompile.conditions import Pattern
+from cicompile.diagnostics import ConfigError, Diagnostics, Span
+from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq, load_yaml
+
+TOP_LEVEL_KEYS = {"version", "jobs", "workflows", "orbs", "commands", "executors",
+                  "parameters", "setup", "job-groups", "description", "display"}
+NOT_YET_EXPANDED = {"orbs", "commands", "executors", "parameters", "setup", "job-groups"}
+JOB_KEYS = {"docker", "machine", "macos", "windows", "executor", "steps", "shell",
+            "working_directory", "parallelism", "environment", "resource_class", "type",
+            "parameters", "description", "branches", "circleci_ip_ranges", "retention"}
+WORKFLOW_NODE_KEYS = {"requires", "filters", "context", "type", "name", "matrix",
+                      "pre-steps", "post-steps", "serial-group", "override-with"}
+RUN_KEYS = {"command", "name", "shell", "environment", "working_directory", "background",
+            "when", "no_output_timeout", "max_auto_reruns", "auto_rerun_delay"}
+DOCKER_KEYS = {"image", "name", "entrypoint", "command", "user", "environment", "auth",
+               "aws_auth"}
+
+
+def _type_name(node: YNode) -> str:
+    if isinstance(node, YMap):
+        return "a mapping"
+    if isinstance(node, YSeq):
+        return "a list"
+    return f"the scalar {node.text!r}"
+
+
+class _Reader:
+    def __init__(self, path: str, diags: Diagnostics) -> None:
+        self.path = path
+        self.diags = diags
+
+    # ---- typed accessors -------------------------------------------------------------
+
+    def mapping(self, node: YNode | None, what: str) -> YMap | None:
+        if isinstance(node, YMap):
+            return node
+        if node is not None:
+            self.diags.error("invalid-type", f"{what} must be a mapping, not {_type_name(node)}",
+                             node.span)
+        return None
+
+    def string(self, node: YNode | None, what: str) -> str | None:
+        if isinstance(node, YScalar) and not isinstance(node.value, bool | type(None)):
+            return node.text
+        if isinstance(node, YScalar) and isinstance(node.value, bool):
+            return node.text  # CircleCI passes `yes`/`true` through as text where a string goes
+        if node is not None:
+            self.diags.error("invalid-type", f"{what} must be a string, not {_type_name(node)}",
+                             node.span)
+        return None
+
+    def strings(self, node: YNode | None, what: str) -> tuple[str, ...] | None:
+        """A string or a list of strings (CircleCI accepts both for most list keys)."""
+        if node is None:
+            return None
+        if isinstance(node, YScalar):
+            s = self.string(node, what)
+            return None if s is None else (s,)
+        if isinstance(node, YSeq):
+            out = []
+            for item in node.items:
+                s = self.string(item, f"each entry of {what}")
+                if s is not None:
+                    out.append(s)
+            return tuple(out)
+        self.diags.error("invalid-type",
+                         f"{what} must be a string or a list of strings, not a mapping", node.span)
+        return None
+
+    def boolean(self, node: YNode | None, what: str) -> bool | None:
+        if isinstance(node, YScalar) and isinstance(node.value, bool):
+            return node.value
+        if node is not None:
+            self.diags.error("invalid-type", f"{what} must be true or false", node.span)
+        return None
+
+    def integer(self, node: YNode | None, what: str) -> int | None:
+        if isinstance(node, YScalar) and isinstance(node.value, int) and not isinstance(
+            node.value, bool
+        ):
+            return node.value
+        if node is not None:
+            self.diags.error("invalid-type", f"{what} must be an integer", node.span)
+        return None
+
+    def env(self, node: YNode | None, what: str) -> ir.Env:
+        if node is None:
+            return ()
+        if isinstance(node, YMap):
+            out = []
+            for k, v in node.pairs:
+                if isinstance(v, YScalar):
+                    out.append((k.as_str(), v.as_str()))
+                else:
+                    self.diags.error("invalid-type",
+                                     f"{what} value of {k.as_str()!r} must be a scalar", v.span)
+            return tuple(out)
+        if isinstance(node, YSeq):  # `- KEY=value` list form
+            out = []
+            for item in node.items:
+                s = self.string(item, f"each entry of {what}")
+                if s is None:
+                    continue
+                name, eq, value = s.partition("=")
+                if not eq:
+                    self.diags.error("invalid-type", f"{what} entry {s!r} must be KEY=value",
+                                     item.span)
+                    continue
+                out.append((name, value))
+            return tuple(out)
+        self.diags.error("invalid-type", f"{what} must be a mapping", node.span)
+        return ()
+
+    def unknown_keys(self, m: YMap, allowed: set[str], what: str) -> None:
+        for k, _ in m.pairs:
+            if k.as_str() not in allowed:
+                self.diags.warning("unknown-key", f"unknown key {k.as_str()!r} in {what}; ignored",
+                                   k.span)
+
+    def required(self, m: YMap, key: str, what: str) -> YNode | None:
+        node = m.get(key)
+        if node is None:
+            self.diags.error("missing-key", f"{what} needs `{key}`", m.span)
+        return node
+
+    # ---- patterns --------------------------------------------------------------------
+
+    def patterns(self, node: YNode | None, what: str) -> tuple[Pattern, ...] | None:
+        texts = self.strings(node, what)
+        if texts is None:
+            return None
+        out = []
+        for t in texts:
+            if len(t) >= 2 and t.startswith("/") and t.endswith("/"):
+                body = t[1:-1]
+                try:
+                    re.compile(body)
+                except re.error as exc:
+                    assert node is not None
+                    self.diags.error("invalid-regex", f"invalid regular expression {t}: {exc}",
+                                     node.span)
+                    continue
+                out.append(Pattern(body, regex=True))
+            else:
+                out.append(Pattern(t))
+        return tuple(out)
+
+
+def _version(r: _Reader, root: YMap, diags: Diagnostics) -> str:
+    node = root.get("version")
+    if node is None:
+        diags.error("missing-version", "the config needs a top-level `version` (2, 2.0 or 2.1)",
+                    root.span)
+        raise ConfigError
+    text = node.text if isinstance(node, YScalar) else ""
+    if text in ("2", "2.0"):
+        return "2.0"
+    if text == "2.1":
+        return "2.1"
+    diags.error("invalid-version", f"unsupported version {text or _type_name(node)!r};"
+                " expected 2, 2.0 or 2.1", node.span)
+    raise ConfigError
+
+
+def _executor(r: _Reader, job: YMap, name: str) -> ir.Executor:
+    kinds = [k for k in ("docker", "machine", "macos", "windows", "executor") if k in job]
+    resource_class = r.string(job.get("resource_class"), "resource_class")
+    if len(kinds) > 1:
+        r.diags.error("executor-conflict",
+                      f"job {name!r} declares more than one executor: {', '.join(kinds)}",
+                      job.span)
+    if not kinds:
+        return ir.Executor(kind=ir.ExecutorKind.NONE, resource_class=resource_class, span=job.span)
+    kind = kinds[0]
+    node = job.get(kind)
+    assert node is not None
+    key_span = job.key(kind)
+    span = key_span.span if key_span else job.span
+    if kind == "docker":
+        images = []
+        if not isinstance(node, YSeq) or not node.items:
+            r.diags.error("invalid-type", "`docker` must be a non-empty list of images", node.span)
+        else:
+            for item in node.items:
+                m = r.mapping(item, "each `docker` entry")
+                if m is None:
+                    continue
+                r.unknown_keys(m, DOCKER_KEYS, "a docker image")
+                image = r.string(r.required(m, "image", "a docker entry"), "image")
+                if image is None:
+                    continue
+                images.append(ir.DockerImage(
+                    image=image,
+                    name=r.string(m.get("name"), "name"),
+                    environment=r.env(m.get("environment"), "environment"),
+                    entrypoint=r.strings(m.get("entrypoint"), "entrypoint") or (),
+                    command=r.strings(m.get("command"), "command") or (),
+                    user=r.string(m.get("user"), "user"),
+                    has_auth="auth" in m or "aws_auth" in m,
+                    span=m.span,
+                ))
+        return ir.Executor(kind=ir.ExecutorKind.DOCKER, images=tuple(images),
+                           resource_class=resource_class, span=span)
+    if kind == "machine":
+        image = None
+        if isinstance(node, YMap):
+            image = r.string(node.get("image"), "machine image")
+        elif r.boolean(node, "`machine`") is None:
+            pass
+        return ir.Executor(kind=ir.ExecutorKind.MACHINE, machine_image=image,
+                           resource_class=resource_class, span=span)
+    if kind == "macos":
+        m = r.mapping(node, "`macos`")
+        xcode = r.string(m.get("xcode"), "xcode") if m else None
+        return ir.Executor(kind=ir.ExecutorKind.MACOS, xcode=xcode,
+                           resource_class=resource_class, span=span)
+    if kind == "windows":
+        return ir.Executor(kind=ir.ExecutorKind.WINDOWS, resource_class=resource_class, span=span)
+    r.diags.warning("unsupported-feature",
+                    f"job {name!r} uses a reusable `executor`, which this version does not expand"
+                    " yet; the job runs on the default host", span)
+    return ir.Executor(kind=ir.ExecutorKind.NONE, resource_class=resource_class, span=span)
+
+
+def _when(r: _Reader, node: YNode | None) -> ir.StepWhen:
+    text = r.string(node, "`when`")
+    if text is None:
+        return ir.StepWhen.ON_SUCCESS
+    try:
+        return ir.StepWhen(text)
+    except ValueError:
+        assert node is not None
+        r.diags.error("invalid-value", f"`when` must be on_success, on_fail or always, not {text!r}",
+                      node.span)
+        return ir.StepWhen.ON_SUCCESS
+
+
+def _run_step(r: _Reader, body: YNode, span: Span) -> ir.Step | None:
+    if isinstance(body, YScalar):
+        cmd = r.string(body, "`run`")
+        if cmd is None:
+            return None
+        return ir.Run(command=cmd, name=_default_step_name(cmd), span=span)
+    m = r.mapping(body, "`run`")
+    if m is None:
+        return None
+    r.unknown_keys(m, RUN_KEYS, "a `run` step")
+    cmd = r.string(r.required(m, "command", "a `run` step"), "`command`")
+    if cmd is None:
+        return None
+    background = r.boolean(m.get("background"), "`background`") or False
+    for key in ("max_auto_reruns", "auto_rerun_delay"):
+        if key in m:
+            r.diags.warning("unsupported-feature", f"`{key}` is not translated yet; the step runs"
+                            " once", m.key(key).span if m.key(key) else span)  # type: ignore[union-attr]
+    return ir.Run(
+        command=cmd,
+        name=r.string(m.get("name"), "`name`") or _default_step_name(cmd),
+        shell=r.string(m.get("shell"), "`shell`"),
+        environment=r.env(m.get("environment"), "`environment`"),
+        working_directory=r.string(m.get("working_directory"), "`working_directory`"),
+        background=background,
+        when=_when(r, m.get("when")),
+        no_output_timeout=r.string(m.get("no_output_timeout"), "`no_output_timeout`"),
+        span=span,
+    )
+
+
+def _default_step_name(cmd: str) -> str:
+    first = cmd.strip().splitlines()[0] if cmd.strip() else "run"
+    return first if len(first) <= 80 else first[:77] + "..."
+
+
+def _step(r: _Reader, node: YNode) -> ir.Step | None:
+    if isinstance(node, YScalar):
+        name = node.as_str()
+        body: YNode | None = None
+        span = node.span
+    elif isinstance(node, YMap) and len(node.pairs) == 1:
+        key, body = node.pairs[0]
+        name, span = key.as_str(), key.span
+    else:
+        r.diags.error("invalid-step", "a step must be a name or a mapping with exactly one key",
+                      node.span)
+        return None
+    m = r.mapping(body, f"`{name}`") if isinstance(body, YMap | YSeq) else None
+    if name == "run" or name == "deploy":
+        if body is None:
+            r.diags.error("missing-key", f"`{name}` needs a command", span)
+            return None
+        return _run_step(r, body, span)
+    if name == "checkout":
+        path = r.string(m.get("path"), "`path`") if m else None
+        return ir.Checkout(path=path, span=span)
+    if name == "persist_to_workspace":
+        if m is None:
+            r.diags.error("missing-key", "`persist_to_workspace` needs `root` and `paths`", span)
+            return None
+        root = r.string(r.required(m, "root", "`persist_to_workspace`"), "`root`")
+        paths = r.strings(r.required(m, "paths", "`persist_to_workspace`"), "`paths`")
+        if root is None or paths is None:
+            return None
+        for p in paths:
+            if "**" in p:
+                r.diags.warning("workspace-glob", f"path {p!r}: CircleCI globs have no `**`;"
+                                " it matches like `*`", span)
+        return ir.PersistToWorkspace(root=root, paths=paths, span=span)
+    if name == "attach_workspace":
+        if m is None:
+            r.diags.error("missing-key", "`attach_workspace` needs `at`", span)
+            return None
+        at = r.string(r.required(m, "at", "`attach_workspace`"), "`at`")
+        return None if at is None else ir.AttachWorkspace(at=at, span=span)
+    if name == "save_cache" and m is not None:
+        key = r.string(r.required(m, "key", "`save_cache`"), "`key`")
+        paths = r.strings(r.required(m, "paths", "`save_cache`"), "`paths`")
+        if key is None or paths is None:
+            return None
+        return ir.SaveCache(key=key, paths=paths, name=r.string(m.get("name"), "`name`"),
+                            when=_when(r, m.get("when")), span=span)
+    if name == "restore_cache" and m is not None:
+        keys = r.strings(m.get("keys"), "`keys`") or r.strings(m.get("key"), "`key`")
+        if not keys:
+            r.diags.error("missing-key", "`restore_cache` needs `key` or `keys`", span)
+            return None
+        return ir.RestoreCache(keys=keys, name=r.string(m.get("name"), "`name`"), span=span)
+    if name == "store_artifacts" and m is not None:
+        path = r.string(r.required(m, "path", "`store_artifacts`"), "`path`")
+        if path is None:
+            return None
+        return ir.StoreArtifacts(path=path, destination=r.string(m.get("destination"),
+                                                                 "`destination`"), span=span)
+    if name == "store_test_results" and m is not None:
+        path = r.string(r.required(m, "path", "`store_test_results`"), "`path`")
+        return None if path is None else ir.StoreTestResults(path=path, span=span)
+    known = {"save_cache", "restore_cache", "store_artifacts", "store_test_results",
+             "setup_remote_docker", "add_ssh_keys", "when", "unless"}
+    reason = (f"the `{name}` step is not translated yet" if name in known
+              else f"unknown step `{name}` (a 2.1 command or orb step, not expanded yet)")
+    r.diags.warning("unsupported-step", reason + "; it becomes a failing placeholder" if name
+                    not in ("setup_remote_docker", "add_ssh_keys") else reason + "; skipped", span)
+    return ir.Unsupported(name=name, reason=reason, span=span)
+
+
+def _job(r: _Reader, name: str, node: YNode) -> ir.Job | None:
+    m = r.mapping(node, f"job {name!r}")
+    if m is None:
+        return None
+    r.unknown_keys(m, JOB_KEYS, f"job {name!r}")
+    steps_node = m.get("steps")
+    steps: list[ir.Step] = []
+    if steps_node is None:
+        r.diags.error("missing-steps", f"job {name!r} has no `steps`", m.span)
+    elif not isinstance(steps_node, YSeq):
+        r.diags.error("invalid-type", f"`steps` of job {name!r} must be a list", steps_node.span)
+    else:
+        layer = 0
+        for s in steps_node.items:
+            step = _step(r, s)
+            if isinstance(step, ir.PersistToWorkspace):
+                step = ir.PersistToWorkspace(root=step.root, paths=step.paths, layer=layer,
+                                             span=step.span)
+                layer += 1
+            if step is not None:
+                steps.append(step)
+    parallelism = r.integer(m.get("parallelism"), "`parallelism`") or 1
+    if parallelism != 1:
+        pspan = m.key("parallelism")
+        r.diags.warning("unsupported-feature", "`parallelism` is not translated yet; the job runs"
+                        " as a single node", pspan.span if pspan else m.span)
+    return ir.Job(
+        name=name,
+        executor=_executor(r, m, name),
+        steps=tuple(steps),
+        environment=r.env(m.get("environment"), "`environment`"),
+        working_directory=r.string(m.get("working_directory"), "`working_directory`")
+        or ir.DEFAULT_WORKING_DIRECTORY,
+        shell=r.string(m.get("shell"), "`shell`"),
+        parallelism=parallelism,
+        span=m.key("steps").span if m.key("steps") else m.span,  # type: ignore[union-attr]
+    )
+
+
+def _filters(r: _Reader, node: YNode | None) -> ir.Filters:
+    m = r.mapping(node, "`filters`")
+    if m is None:
+        return ir.Filters()
+    r.unknown_keys(m, {"branches", "tags"}, "`filters`")
+
+    def ref_filter(key: str) -> ir.RefFilter | None:
+        f = r.mapping(m.get(key), f"`{key}`")
+        if f is None:
+            return None
+        r.unknown_keys(f, {"only", "ignore"}, f"`{key}` filter")
+        return ir.RefFilter(only=r.patterns(f.get("only"), "`only`"),
+                            ignore=r.patterns(f.get("ignore"), "`ignore`"))
+
+    return ir.Filters(branches=ref_filter("branches"), tags=ref_filter("tags"), span=m.span)
+
+
+def _workflow(r: _Reader, name: str, node: YNode, job_names: set[str]) -> ir.Workflow | None:
+    m = r.mapping(node, f"workflow {name!r}")
+    if m is None:
+        return None
+    r.unknown_keys(m, {"jobs", "triggers", "when", "unless", "max_auto_reruns"},
+                   f"workflow {name!r}")
+    for key in ("triggers", "when", "unless"):
+        k = m.key(key)
+        if k is not None:
+            r.diags.warning("unsupported-feature", f"workflow `{key}` is not translated yet; the"
+                            " workflow runs on every push its filters allow", k.span)
+    jobs = m.get("jobs")
+    if not isinstance(jobs, YSeq) or not jobs.items:
+        r.diags.error("missing-key", f"workflow {name!r} needs a non-empty `jobs` list",
+                      jobs.span if jobs is not None else m.span)
+        return None
+    nodes: list[ir.WorkflowNode] = []
+    for entry in jobs.items:
+        if isinstance(entry, YScalar):
+            job, body, span = entry.as_str(), None, entry.span
+        elif isinstance(entry, YMap) and len(entry.pairs) == 1:
+            key, val = entry.pairs[0]
+            job, span = key.as_str(), key.span
+            body = r.mapping(val, f"the entry for {job!r}") if not (
+                isinstance(val, YScalar) and val.value is None) else None
+        else:
+            r.diags.error("invalid-type", "a workflow job entry must be a job name or a mapping"
+                          " with one job name", entry.span)
+            continue
+        kind = ir.NodeKind.JOB
+        requires: tuple[str, ...] = ()
+        filters = ir.Filters()
+        context: tuple[str, ...] = ()
+        invocation = job
+        if body is not None:
+            r.unknown_keys(body, WORKFLOW_NODE_KEYS, f"the entry for {job!r}")
+            type_text = r.string(body.get("type"), "`type`")
+            if type_text is not None:
+                if type_text == "approval":
+                    kind = ir.NodeKind.APPROVAL
+                else:
+                    tnode = body.get("type")
+                    assert tnode is not None
+                    r.diags.error("invalid-value", f"workflow job `type` must be `approval`, not"
+                                  f" {type_text!r}", tnode.span)
+            requires = r.strings(body.get("requires"), "`requires`") or ()
+            filters = _filters(r, body.get("filters"))
+            context = r.strings(body.get("context"), "`context`") or ()
+            invocation = r.string(body.get("name"), "`name`") or job
+            for key in ("matrix", "pre-steps", "post-steps", "serial-group", "override-with"):
+                k = body.key(key)
+                if k is not None:
+                    r.diags.warning("unsupported-feature",
+                                    f"`{key}` is not translated yet; ignored", k.span)
+        if kind is ir.NodeKind.JOB and job not in job_names:
+            r.diags.error("unknown-job", f"workflow {name!r} uses job {job!r}, which is not"
+                          " defined under `jobs`", span)
+            continue
+        nodes.append(ir.WorkflowNode(
+            name=invocation, kind=kind, job=job if kind is ir.NodeKind.JOB else None,
+            requires=requires, filters=filters, context=context, span=span))
+    return ir.Workflow(name=name, nodes=tuple(nodes), span=m.key("jobs").span  # type: ignore[union-attr]
+                       if m.key("jobs") else m.span)
+
+
+def parse_config(text: str, path: str, diags: Diagnostics) -> ir.Pipeline:
+    """Parse and validate a CircleCI config. Raises ConfigError when errors were recorded."""
+    root_node = load_yaml(text, path, diags)
+    r = _Reader(path, diags)
+    if root_node is None:
+        diags.error("empty-config", "the config is empty", Span(path, 1, 1))
+        raise ConfigError
+    root = r.mapping(root_node, "the config")
+    if root is None:
+        raise ConfigError
+    version = _version(r, root, diags)
+    for k, _ in root.pairs:
+        key = k.as_str()
+        if key in NOT_YET_EXPANDED:
+            diags.warning("unsupported-feature", f"top-level `{key}` (CircleCI 2.1) is not"
+                          " expanded yet; it is ignored", k.span)
+        elif key not in TOP_LEVEL_KEYS:
+            # Top-level keys that only hold anchors (`defaults:`, `references:`) are common.
+            pass
+    jobs_map = r.mapping(root.get("jobs"), "`jobs`")
+    jobs: list[ir.Job] = []
+    if jobs_map is None:
+        if root.get("jobs") is None:
+            diags.error("missing-jobs", "the config defines no `jobs`", root.span)
+    else:
+        lowered: dict[str, str] = {}
+        for k, v in jobs_map.pairs:
+            name = k.as_str()
+            if name.lower() in lowered:
+                diags.error("duplicate-job", f"job {name!r} clashes with {lowered[name.lower()]!r}"
+                            " (CircleCI compares job names case-insensitively)", k.span)
+                continue
+            lowered[name.lower()] = name
+            job = _job(r, name, v)
+            if job is not None:
+                jobs.append(job)
+    job_names = {j.name for j in jobs}
+    workflows: list[ir.Workflow] = []
+    wf_map = r.mapping(root.get("workflows"), "`workflows`")
+    if wf_map is not None:
+        if version == "2.0" and "version" not in wf_map:
+            diags.warning("workflows-version", "CircleCI 2.0 expects `version: 2` inside"
+                          " `workflows`", wf_map.span)
+        for k, v in wf_map.pairs:
+            if k.as_str() == "version":
+                continue
+            wf = _workflow(r, k.as_str(), v, job_names)
+            if wf is not None:
+                workflows.append(wf)
+    elif "build" in job_names:
+        # No workflows: CircleCI runs the job named `build` on its own (semantics §0).
+        build = next(j for j in jobs if j.name == "build")
+        workflows.append(ir.Workflow(
+            name="workflow",
+            nodes=(ir.WorkflowNode(name="build", kind=ir.NodeKind.JOB, job="build",
+                                   span=build.span),),
+            span=build.span))
+    elif jobs:
+        diags.error("missing-workflows", "the config has no `workflows` and no job named"
+                    " `build` to run by default", root.span)
+    if diags.has_errors:
+        raise ConfigError
+    return ir.Pipeline(version=version, jobs=tuple(jobs), workflows=tuple(workflows), source=path)

@@ -1,0 +1,269 @@
+"""Safe YAML loading into a small positioned tree (YMap / YSeq / YScalar).
+
+Why not ``yaml.safe_load``: we need a ``file:line:col`` for every value, and CircleCI accepts
+what PyYAML refuses (an anchor defined again later in the file; later aliases use the newest
+definition). Alias expansion is bounded before anything walks the tree, so a "billion laughs"
+document is rejected in milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.composer import Composer
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from cicompile.diagnostics import ConfigError, Diagnostics, Span
+
+# Expanded node count above which a document is refused (real configs stay far below).
+MAX_EXPANDED_NODES = 250_000
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class YScalar:
+    value: Any  # str | int | float | bool | None, typed by YAML 1.1 rules
+    text: str  # the scalar exactly as written (CircleCI keeps `1.0` as a branch name)
+    span: Span
+    quoted: bool = False
+
+    def as_str(self) -> str:
+        if self.value is None and not self.quoted:
+            return ""
+        return self.text
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class YSeq:
+    items: tuple[YNode, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class YMap:
+    # (key, value) pairs in source order, merge keys already applied, duplicates resolved.
+    pairs: tuple[tuple[YScalar, YNode], ...]
+    span: Span
+    _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for i, (k, _) in enumerate(self.pairs):
+            self._index[k.as_str()] = i
+
+    def get(self, key: str) -> YNode | None:
+        i = self._index.get(key)
+        return None if i is None else self.pairs[i][1]
+
+    def key(self, key: str) -> YScalar | None:
+        i = self._index.get(key)
+        return None if i is None else self.pairs[i][0]
+
+    def keys(self) -> list[str]:
+        return [k.as_str() for k, _ in self.pairs]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._index
+
+
+YNode = YScalar | YSeq | YMap
+
+
+class _LenientComposer(Composer):
+    """PyYAML's composer, minus the duplicate-anchor error (CircleCI allows redefinition)."""
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+        from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
+
+        if self.check_event(AliasEvent):  # type: ignore[attr-defined]
+            event = self.get_event()  # type: ignore[attr-defined]
+            anchor = event.anchor
+            if anchor not in self.anchors:
+                raise yaml.composer.ComposerError(
+                    None, None, f"found undefined alias {anchor!r}", event.start_mark
+                )
+            return self.anchors[anchor]  # type: ignore[no-any-return]
+        event = self.peek_event()  # type: ignore[attr-defined]
+        anchor = event.anchor
+        self.descend_resolver(parent, index)  # type: ignore[attr-defined]
+        if self.check_event(ScalarEvent):  # type: ignore[attr-defined]
+            node = self.compose_scalar_node(anchor)
+        elif self.check_event(SequenceStartEvent):  # type: ignore[attr-defined]
+            node = self.compose_sequence_node(anchor)
+        elif self.check_event(MappingStartEvent):  # type: ignore[attr-defined]
+            node = self.compose_mapping_node(anchor)
+        self.ascend_resolver()  # type: ignore[attr-defined]
+        return node
+
+
+class _LenientLoader(
+    yaml.reader.Reader,
+    yaml.scanner.Scanner,
+    yaml.parser.Parser,
+    _LenientComposer,
+    yaml.constructor.SafeConstructor,
+    yaml.resolver.Resolver,
+):
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        _LenientComposer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+def _compose(text: str) -> Node | None:
+    loader_cls: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        return yaml.compose(text, Loader=loader_cls)  # type: ignore[no-any-return]
+    except yaml.composer.ComposerError as exc:
+        if "found duplicate anchor" not in str(exc):
+            raise
+    loader = _LenientLoader(text)
+    try:
+        return loader.get_single_node()  # type: ignore[no-any-return]
+    finally:
+        loader.dispose()
+
+
+def _span(path: str, node: Node) -> Span:
+    return Span(path, node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+_SCALAR_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+
+def _scalar_value(node: ScalarNode) -> Any:
+    if node.style in ("'", '"', "|", ">"):
+        return node.value
+    try:
+        return _SCALAR_CONSTRUCTOR.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+    except yaml.YAMLError:
+        return node.value
+
+
+def _expanded_size(root: Node, limit: int) -> int:
+    """Number of nodes after alias expansion, memoised per shared node; stops past `limit`."""
+    memo: dict[int, int] = {}
+
+    def size(node: Node, depth: int) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if depth > 500:
+            return limit + 1
+        memo[key] = limit + 1  # a cycle (recursive alias) counts as unbounded
+        total = 1
+        if isinstance(node, SequenceNode):
+            for child in node.value:
+                total += size(child, depth + 1)
+                if total > limit:
+                    break
+        elif isinstance(node, MappingNode):
+            for k, v in node.value:
+                total += size(k, depth + 1) + size(v, depth + 1)
+                if total > limit:
+                    break
+        memo[key] = total
+        return total
+
+    return size(root, 0)
+
+
+class _Builder:
+    def __init__(self, path: str, diags: Diagnostics) -> None:
+        self.path = path
+        self.diags = diags
+        self.cache: dict[int, YNode] = {}
+
+    def build(self, node: Node) -> YNode:
+        cached = self.cache.get(id(node))
+        if cached is not None:
+            return cached
+        result: YNode
+        if isinstance(node, ScalarNode):
+            result = YScalar(
+                _scalar_value(node), node.value, _span(self.path, node), node.style is not None
+            )
+        elif isinstance(node, SequenceNode):
+            result = YSeq(tuple(self.build(c) for c in node.value), _span(self.path, node))
+        elif isinstance(node, MappingNode):
+            result = self.build_map(node)
+        else:  # pragma: no cover - PyYAML has no other node kinds
+            raise TypeError(node)
+        self.cache[id(node)] = result
+        return result
+
+    def build_map(self, node: MappingNode) -> YMap:
+        explicit: list[tuple[YScalar, YNode]] = []
+        merged: list[tuple[YScalar, YNode]] = []
+        for knode, vnode in node.value:
+            if knode.tag == _MERGE_TAG:
+                sources = vnode.value if isinstance(vnode, SequenceNode) else [vnode]
+                for src in sources:
+                    built = self.build(src)
+                    if not isinstance(built, YMap):
+                        self.diags.error(
+                            "yaml-merge",
+                            "a merge key `<<` must refer to a mapping or a list of mappings",
+                            _span(self.path, src),
+                        )
+                        continue
+                    merged.extend(built.pairs)
+                continue
+            key = self.build(knode)
+            if not isinstance(key, YScalar):
+                self.diags.error(
+                    "yaml-key", "mapping keys must be plain scalars", _span(self.path, knode)
+                )
+                continue
+            explicit.append((key, self.build(vnode)))
+        seen: dict[str, int] = {}
+        pairs: list[tuple[YScalar, YNode]] = []
+        for key, value in explicit:
+            name = key.as_str()
+            if name in seen:
+                self.diags.warning(
+                    "duplicate-key",
+                    f"key {name!r} is defined twice in this mapping; the last one wins",
+                    key.span,
+                )
+                pairs[seen[name]] = (key, value)
+                continue
+            seen[name] = len(pairs)
+            pairs.append((key, value))
+        # Merged keys have lower priority than explicit ones; among merge sources, first wins.
+        for key, value in merged:
+            name = key.as_str()
+            if name not in seen:
+                seen[name] = len(pairs)
+                pairs.append((key, value))
+        return YMap(tuple(pairs), _span(self.path, node))
+
+
+def load_yaml(text: str, path: str, diags: Diagnostics) -> YNode | None:
+    """Parse one YAML document. Records diagnostics and raises ConfigError on fatal errors."""
+    try:
+        root = _compose(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        span = Span(path, mark.line + 1, mark.column + 1) if mark else Span(path, 1, 1)
+        problem = exc.problem or exc.context or "invalid YAML"
+        diags.error("yaml-syntax", f"invalid YAML: {problem}", span)
+        raise ConfigError from exc
+    except yaml.YAMLError as exc:
+        diags.error("yaml-syntax", f"invalid YAML: {exc}", Span(path, 1, 1))
+        raise ConfigError from exc
+    if root is None:
+        return None
+    if _expanded_size(root, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+        diags.error(
+            "alias-expansion-limit",
+            f"YAML aliases expand to more than {MAX_EXPANDED_NODES} nodes (or recurse);"
+            " refusing to expand (a 'billion laughs' document?)",
+            _span(path, root),
+        )
+        raise ConfigError
+    return _Builder(path, diags).build(root)

@@ -1,0 +1,236 @@
+"""The intermediate representation: what every target compiles from.
+
+All nodes are frozen; sequences are tuples; maps are tuples of pairs, so IR values are
+hashable and comparable (spans are excluded from comparison). Passes rewrite with
+``dataclasses.replace``. The front end builds the IR; passes fill in the derived fields
+marked "derived" below; targets only read it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from cicompile.conditions import TRUE, Cond, Pattern
+from cicompile.diagnostics import Span
+
+Env = tuple[tuple[str, str], ...]
+
+DEFAULT_WORKING_DIRECTORY = "~/project"
+
+
+def _span() -> Span | None:
+    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+
+
+class ExecutorKind(enum.StrEnum):
+    DOCKER = "docker"
+    MACHINE = "machine"
+    MACOS = "macos"
+    WINDOWS = "windows"
+    NONE = "none"  # 2.0 examples that omit the executor; run on the default host
+
+
+class StepWhen(enum.StrEnum):
+    ON_SUCCESS = "on_success"
+    ON_FAIL = "on_fail"
+    ALWAYS = "always"
+
+
+class NodeKind(enum.StrEnum):
+    JOB = "job"
+    APPROVAL = "approval"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DockerImage:
+    image: str
+    name: str | None = None
+    environment: Env = ()
+    entrypoint: tuple[str, ...] = ()
+    command: tuple[str, ...] = ()
+    user: str | None = None
+    has_auth: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Executor:
+    kind: ExecutorKind
+    images: tuple[DockerImage, ...] = ()  # docker: primary first, then services
+    machine_image: str | None = None
+    xcode: str | None = None
+    resource_class: str | None = None
+    span: Span | None = _span()
+
+
+# ---- steps -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Run:
+    command: str
+    name: str
+    shell: str | None = None
+    environment: Env = ()
+    working_directory: str | None = None
+    background: bool = False
+    when: StepWhen = StepWhen.ON_SUCCESS
+    no_output_timeout: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkout:
+    path: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersistToWorkspace:
+    root: str
+    paths: tuple[str, ...]
+    layer: int = 0  # derived: index of this persist step within its job (0, 1, ...)
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttachWorkspace:
+    at: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SaveCache:
+    key: str
+    paths: tuple[str, ...]
+    name: str | None = None
+    when: StepWhen = StepWhen.ON_SUCCESS
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreCache:
+    keys: tuple[str, ...]
+    name: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreArtifacts:
+    path: str
+    destination: str | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreTestResults:
+    path: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unsupported:
+    """A step the targets cannot translate yet; kept so they can say so at the spot."""
+
+    name: str
+    reason: str
+    span: Span | None = _span()
+
+
+Step = (
+    Run
+    | Checkout
+    | PersistToWorkspace
+    | AttachWorkspace
+    | SaveCache
+    | RestoreCache
+    | StoreArtifacts
+    | StoreTestResults
+    | Unsupported
+)
+
+
+# ---- jobs, filters, workflows ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """A job definition under `jobs:`."""
+
+    name: str
+    executor: Executor
+    steps: tuple[Step, ...]
+    environment: Env = ()
+    working_directory: str = DEFAULT_WORKING_DIRECTORY
+    shell: str | None = None
+    parallelism: int = 1
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefFilter:
+    """`only` / `ignore` of one `branches:` or `tags:` filter; None means the key is absent."""
+
+    only: tuple[Pattern, ...] | None = None
+    ignore: tuple[Pattern, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Filters:
+    branches: RefFilter | None = None
+    tags: RefFilter | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkspaceLayer:
+    """The tarball persisted by one `persist_to_workspace` step of one workflow node."""
+
+    node: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowNode:
+    """One entry of `workflows.<wf>.jobs`: a job invocation or an approval hold."""
+
+    name: str  # unique within the workflow; what `requires` refers to
+    kind: NodeKind
+    job: str | None  # the job definition invoked (None for approvals)
+    requires: tuple[str, ...] = ()
+    filters: Filters = field(default_factory=Filters)
+    context: tuple[str, ...] = ()
+    span: Span | None = _span()
+    # derived by passes
+    needs: tuple[str, ...] = ()  # `requires` after transitive reduction
+    exists: Cond = TRUE  # when this node is part of the pipeline (filters + requires rule)
+    ancestors: tuple[str, ...] = ()  # every upstream node, in topological order
+    layers: tuple[WorkspaceLayer, ...] = ()  # ancestors' workspace layers, in apply order
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workflow:
+    name: str
+    nodes: tuple[WorkflowNode, ...]  # in topological order after passes (stable by source)
+    span: Span | None = _span()
+
+    def node(self, name: str) -> WorkflowNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pipeline:
+    version: str
+    jobs: tuple[Job, ...]
+    workflows: tuple[Workflow, ...]
+    source: str = "config.yml"
+
+    def job(self, name: str) -> Job:
+        for j in self.jobs:
+            if j.name == name:
+                return j
+        raise KeyError(name)

@@ -1,0 +1,86 @@
+"""When does each workflow node exist? (semantics §5.3–5.4)
+
+exists(J) = filters_pass(J) and (J has no requires or any(exists(D) for D in requires(J)))
+
+filters_pass on a branch pipeline: no `branches` filter → true; else match `only` (if given)
+and not `ignore`. On a tag pipeline: false unless the node has a `tags` filter with `only`
+and/or `ignore`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from cicompile import ir
+from cicompile.conditions import (
+    FALSE,
+    TRUE,
+    Cond,
+    IsKind,
+    Match,
+    Pattern,
+    RefKind,
+    all_of,
+    any_of,
+    negate,
+)
+
+if TYPE_CHECKING:
+    from cicompile.passes import PassContext
+
+
+def _matches_any(kind: RefKind, patterns: tuple[Pattern, ...]) -> Cond:
+    return any_of(Match(kind, p) for p in patterns)
+
+
+def filter_condition(f: ir.Filters) -> Cond:
+    """The formula for a node's own `filters` (both pipeline kinds)."""
+    b = f.branches
+    on_branch: Cond = IsKind(RefKind.BRANCH)
+    if b is not None:
+        parts: list[Cond] = [IsKind(RefKind.BRANCH)]
+        if b.only is not None:
+            parts.append(_matches_any(RefKind.BRANCH, b.only))
+        if b.ignore is not None:
+            parts.append(negate(_matches_any(RefKind.BRANCH, b.ignore)))
+        on_branch = all_of(parts)
+    t = f.tags
+    on_tag: Cond = FALSE
+    if t is not None and (t.only is not None or t.ignore is not None):
+        parts = [IsKind(RefKind.TAG)]
+        if t.only is not None:
+            parts.append(_matches_any(RefKind.TAG, t.only))
+        if t.ignore is not None:
+            parts.append(negate(_matches_any(RefKind.TAG, t.ignore)))
+        on_tag = all_of(parts)
+    return any_of([on_branch, on_tag])
+
+
+def compute_existence(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
+    workflows = []
+    for wf in p.workflows:
+        exists: dict[str, Cond] = {}
+        nodes = []
+        for n in wf.nodes:  # topological order
+            own = filter_condition(n.filters)
+            if n.requires:
+                own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
+            exists[n.name] = own
+            if own == FALSE and n.filters != ir.Filters():
+                ctx.diags.warning(
+                    "never-runs",
+                    f"{n.name!r} can never run: its filters and those of the jobs it requires"
+                    " never hold together (a tag filter needs tag filters upstream too)",
+                    n.span,
+                )
+            elif own == FALSE:
+                ctx.diags.warning(
+                    "never-runs", f"{n.name!r} can never run: none of its requirements can", n.span
+                )
+            nodes.append(replace(n, exists=own))
+        workflows.append(replace(wf, nodes=tuple(nodes)))
+    return replace(p, workflows=tuple(workflows))
+
+
+__all__ = ["compute_existence", "filter_condition", "TRUE"]

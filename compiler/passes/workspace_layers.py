@@ -1,0 +1,45 @@
+"""For every node, the workspace layers it sees: its ancestors' persists, in topological order.
+
+A layer is one `persist_to_workspace` step of one upstream node; siblings and descendants never
+contribute (semantics §3.11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from cicompile import ir
+
+if TYPE_CHECKING:
+    from cicompile.passes import PassContext
+
+
+def persist_count(job: ir.Job) -> int:
+    return sum(isinstance(s, ir.PersistToWorkspace) for s in job.steps)
+
+
+def workspace_layers(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
+    jobs = {j.name: j for j in p.jobs}
+    workflows = []
+    for wf in p.workflows:
+        by_name = {n.name: n for n in wf.nodes}
+        nodes = []
+        for n in wf.nodes:
+            layers: list[ir.WorkspaceLayer] = []
+            for a in n.ancestors:
+                anc = by_name[a]
+                if anc.job is None:
+                    continue
+                for i in range(persist_count(jobs[anc.job])):
+                    layers.append(ir.WorkspaceLayer(node=a, index=i))
+            job = jobs[n.job] if n.job else None
+            if job and any(isinstance(s, ir.AttachWorkspace) for s in job.steps) and not layers:
+                ctx.diags.warning(
+                    "empty-workspace",
+                    f"{n.name!r} attaches a workspace, but no job upstream of it persists one",
+                    n.span,
+                )
+            nodes.append(replace(n, layers=tuple(layers)))
+        workflows.append(replace(wf, nodes=tuple(nodes)))
+    return replace(p, workflows=tuple(workflows))

@@ -1,0 +1,181 @@
+"""Rendering ref conditions (filters) for the targets, and CircleCI's Java regexes for them.
+
+CircleCI filter regexes are Java regexes that must match the whole branch or tag name. Bash
+(`[[ =~ ]]`, glibc ERE) and GitLab (RE2, substring match) read regexes differently, so each gets
+a translation here, anchored for a full match. Constructs neither can express (lookaround,
+backreferences) are reported by `unsupported_regex_features`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from cicompile.conditions import And, Cond, Const, IsKind, Match, Not, Or, RefKind
+
+_UNSUPPORTED = [
+    (re.compile(r"\(\?<?[=!]"), "lookaround"),
+    (re.compile(r"\\[1-9]"), "backreference"),
+    (re.compile(r"\(\?>"), "atomic group"),
+    (re.compile(r"[*+?}]\+"), "possessive quantifier"),
+]
+
+
+def unsupported_regex_features(regex: str) -> list[str]:
+    return [what for pat, what in _UNSUPPORTED if pat.search(regex)]
+
+
+_ERE_CLASS_ESCAPES = {"d": "0-9", "w": "A-Za-z0-9_", "s": "[:space:]"}
+_ERE_ESCAPES = {
+    "d": "[0-9]",
+    "D": "[^0-9]",
+    "w": "[A-Za-z0-9_]",
+    "W": "[^A-Za-z0-9_]",
+    "s": "[[:space:]]",
+    "S": "[^[:space:]]",
+    "t": "\t",
+    "n": "\n",
+}
+
+
+def java_to_ere(regex: str) -> str:
+    """Translate a Java regex into a POSIX ERE with the same set of full matches."""
+    out: list[str] = []
+    i, n = 0, len(regex)
+    in_class = False
+    while i < n:
+        c = regex[i]
+        if c == "\\" and i + 1 < n:
+            e = regex[i + 1]
+            i += 2
+            if in_class:
+                if e in _ERE_CLASS_ESCAPES:
+                    out.append(_ERE_CLASS_ESCAPES[e])
+                elif e == "]" or e == "\\":
+                    out.append("\\" + e if e == "\\" else e)
+                else:
+                    out.append(e)
+            elif e in _ERE_ESCAPES:
+                out.append(_ERE_ESCAPES[e])
+            elif e.isalnum():
+                out.append(e)  # unknown letter escapes: best effort, literal
+            else:
+                out.append("\\" + e)
+            continue
+        if in_class:
+            if c == "]" and out and out[-1] not in ("[", "[^"):
+                in_class = False
+            out.append(c)
+            i += 1
+            continue
+        if c == "[":
+            in_class = True
+            if regex.startswith("[^", i):
+                out.append("[^")
+                i += 2
+            else:
+                out.append("[")
+                i += 1
+            if i < n and regex[i] == "]":  # a leading `]` is literal
+                out.append("]")
+                i += 1
+            continue
+        if c == "(" and regex.startswith("(?:", i):
+            out.append("(")
+            i += 3
+            continue
+        if c in "*+?}" and i + 1 < n and regex[i + 1] == "?":
+            # Lazy quantifiers match the same set of whole strings as greedy ones.
+            out.append(c)
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def java_to_re2_literal(regex: str) -> str:
+    """A GitLab `/…/` regex literal that fully matches what the Java regex fully matches."""
+    body = re.sub(r"(?<!\\)((?:\\\\)*)/", r"\1\\/", regex)  # escape unescaped slashes
+    return f"/^(?:{body})$/"
+
+
+# ---- bash ------------------------------------------------------------------------------
+
+# Shell functions the bash renderings call. CICOMPILE_REF_KIND is "branch" or "tag" and
+# CICOMPILE_REF_NAME the branch or tag name; the runtime of each target sets both.
+BASH_REF_FUNCTIONS = r"""cc_is() { [[ $CICOMPILE_REF_KIND == "$1" ]]; }
+cc_eq() { [[ $CICOMPILE_REF_KIND == "$1" && $CICOMPILE_REF_NAME == "$2" ]]; }
+cc_re() { [[ $CICOMPILE_REF_KIND == "$1" && $CICOMPILE_REF_NAME =~ ^($2)$ ]]; }
+"""
+
+
+def _bash_single(s: str) -> str:
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
+def bash_condition(c: Cond) -> str:
+    """A bash command list that succeeds iff the condition holds (uses BASH_REF_FUNCTIONS)."""
+    match c:
+        case Const(value):
+            return "true" if value else "false"
+        case IsKind(kind):
+            return f"cc_is {kind}"
+        case Match(kind, pattern):
+            if pattern.regex:
+                return f"cc_re {kind} {_bash_single(java_to_ere(pattern.text))}"
+            return f"cc_eq {kind} {_bash_single(pattern.text)}"
+        case Not(atom):
+            return "! " + bash_condition(atom)
+        case And(items):
+            return "{ " + " && ".join(bash_condition(i) for i in items) + "; }"
+        case Or(items):
+            return "{ " + " || ".join(bash_condition(i) for i in items) + "; }"
+    raise AssertionError(c)
+
+
+# ---- GitLab rules ----------------------------------------------------------------------
+
+_GITLAB_VAR = {RefKind.BRANCH: "$CI_COMMIT_BRANCH", RefKind.TAG: "$CI_COMMIT_TAG"}
+
+
+def _gitlab_string(s: str) -> str:
+    if '"' not in s:
+        return f'"{s}"'
+    if "'" not in s:
+        return f"'{s}'"
+    # Neither quote is free: match the name with an escaped regex instead.
+    return java_to_re2_literal(re.escape(s))
+
+
+def gitlab_condition(c: Cond) -> str:
+    """A GitLab `rules:if` expression. Conditions are in negation normal form (no `!` needed)."""
+    match c:
+        case Const(value):
+            # GitLab has no boolean literals; these never reach rules (callers drop/never them).
+            raise ValueError(f"constant condition {value} has no GitLab expression")
+        case IsKind(kind):
+            return _GITLAB_VAR[kind]
+        case Match(kind, pattern):
+            var = _GITLAB_VAR[kind]
+            if pattern.regex:
+                return f"{var} =~ {java_to_re2_literal(pattern.text)}"
+            lit = _gitlab_string(pattern.text)
+            return f"{var} =~ {lit}" if lit.startswith("/") else f"{var} == {lit}"
+        case Not(atom):
+            if isinstance(atom, IsKind):
+                return f"{_GITLAB_VAR[atom.kind]} == null"
+            var = _GITLAB_VAR[atom.kind]
+            if atom.pattern.regex:
+                return f"{var} !~ {java_to_re2_literal(atom.pattern.text)}"
+            lit = _gitlab_string(atom.pattern.text)
+            return f"{var} !~ {lit}" if lit.startswith("/") else f"{var} != {lit}"
+        case And(items):
+            return " && ".join(_paren(i) for i in items)
+        case Or(items):
+            return " || ".join(_paren(i) for i in items)
+    raise AssertionError(c)
+
+
+def _paren(c: Cond) -> str:
+    text = gitlab_condition(c)
+    return f"({text})" if isinstance(c, And | Or) else text
