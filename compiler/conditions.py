@@ -104,6 +104,9 @@ def all_of(items: object) -> Cond:
             if sub not in flat:
                 flat.append(sub)
     flat = _drop_implied_kinds(flat)
+    decided = _decide_by_literal(flat)
+    if decided is not None:
+        return all_of(decided)
     if _contradicts(flat):
         return FALSE
     if not flat:
@@ -145,6 +148,25 @@ def _drop_implied_kinds(items: list[Cond]) -> list[Cond]:
     # IsKind(k) is implied by any Match(k, _) in the same conjunction.
     kinds_by_match = {c.kind for c in items if isinstance(c, Match)}
     return [c for c in items if not (isinstance(c, IsKind) and c.kind in kinds_by_match)]
+
+
+def _decide_by_literal(items: list[Cond]) -> list[Cond] | None:
+    """With `name == x` in a conjunction, the other atoms on that name are known: fold them."""
+    for c in items:
+        if isinstance(c, Match) and not c.pattern.regex:
+            out: list[Cond] = []
+            changed = False
+            for o in items:
+                atom = o.atom if isinstance(o, Not) else o
+                if o is not c and isinstance(atom, Match) and atom.kind == c.kind:
+                    value = atom.pattern.matches(c.pattern.text)
+                    out.append(Const(value if o is atom else not value))
+                    changed = True
+                else:
+                    out.append(o)
+            if changed:
+                return out
+    return None
 
 
 def _contradicts(items: list[Cond]) -> bool:

@@ -79,3 +79,22 @@ def heredoc_delimiter(text: str, base: str = "CICOMPILE_EOF") -> str:
 
 def job_for(pipeline: ir.Pipeline, node: ir.WorkflowNode) -> ir.Job | None:
     return pipeline.job(node.job) if node.job is not None else None
+
+
+def path_quote(path: str) -> str:
+    """Shell-quote a path but keep a leading `~` or `~/` expandable, as CircleCI expands it."""
+    if path == "~":
+        return "~"
+    if path.startswith("~/"):
+        rest = path[2:]
+        return "~/" + glob_quote(rest) if rest else "~/"
+    return glob_quote(path)
+
+
+def join_circleci_path(base: str, path: str | None) -> str:
+    """Resolve `path` (CircleCI form, may be relative) against `base` (CircleCI form)."""
+    if not path or path == ".":
+        return base
+    if path.startswith("/") or path.startswith("~"):
+        return path
+    return base.rstrip("/") + "/" + path.removeprefix("./")

@@ -24,6 +24,7 @@ def unsupported_regex_features(regex: str) -> list[str]:
     return [what for pat, what in _UNSUPPORTED if pat.search(regex)]
 
 
+_ERE_SPECIAL = set(".[]()*+?{}|^$\\")
 _ERE_CLASS_ESCAPES = {"d": "0-9", "w": "A-Za-z0-9_", "s": "[:space:]"}
 _ERE_ESCAPES = {
     "d": "[0-9]",
@@ -56,10 +57,10 @@ def java_to_ere(regex: str) -> str:
                     out.append(e)
             elif e in _ERE_ESCAPES:
                 out.append(_ERE_ESCAPES[e])
-            elif e.isalnum():
-                out.append(e)  # unknown letter escapes: best effort, literal
-            else:
+            elif e in _ERE_SPECIAL:
                 out.append("\\" + e)
+            else:
+                out.append(e)  # an escaped ordinary character is that character
             continue
         if in_class:
             if c == "]" and out and out[-1] not in ("[", "[^"):

@@ -29,6 +29,9 @@ PASSES: tuple[Pass, ...] = (
 
 
 def run_passes(pipeline: Pipeline, ctx: PassContext) -> Pipeline:
+    """Run every pass in order; later passes assume a valid graph, so stop at the first error."""
     for p in PASSES:
         pipeline = p(pipeline, ctx)
+        if ctx.diags.has_errors:
+            break
     return pipeline

@@ -24,14 +24,28 @@ from cicompile.conditions import (
     all_of,
     any_of,
     negate,
+    restrict,
 )
 
 if TYPE_CHECKING:
     from cicompile.passes import PassContext
 
 
+def _match(kind: RefKind, p: Pattern) -> Cond:
+    if p.regex and p.text in (".*", "^.*$", ".+", "^.+$"):
+        return IsKind(kind)  # names are never empty: these match every branch or tag
+    return Match(kind, p)
+
+
 def _matches_any(kind: RefKind, patterns: tuple[Pattern, ...]) -> Cond:
-    return any_of(Match(kind, p) for p in patterns)
+    return any_of(_match(kind, p) for p in patterns)
+
+
+def by_kind(c: Cond) -> Cond:
+    """Canonical form: (branch part) or (tag part), each free of the other kind's atoms."""
+    return any_of(
+        all_of([IsKind(k), restrict(c, k)]) for k in (RefKind.BRANCH, RefKind.TAG)
+    )
 
 
 def filter_condition(f: ir.Filters) -> Cond:
@@ -66,6 +80,7 @@ def compute_existence(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
             own = filter_condition(n.filters)
             if n.requires:
                 own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
+            own = by_kind(own)
             exists[n.name] = own
             if own == FALSE and n.filters != ir.Filters():
                 ctx.diags.warning(

@@ -1,0 +1,439 @@
+"""GitHub Actions target: one workflow file per CircleCI workflow (semantics §9.1).
+
+Filters: GitHub expressions have no regex and compare strings case-insensitively, so exact
+CircleCI filters are evaluated by a first job, `circleci-gate`, in bash (the same rendering the
+make/shell targets use) and published as outputs; every job's `if:` reads them. When every job
+simply runs on every branch push (no filters anywhere), there is no gate.
+
+Workspaces: each `persist_to_workspace` becomes a tarball (keeps modes and hidden files, which
+artifacts alone lose) uploaded as its own artifact; an attaching job downloads exactly its
+ancestors' tarballs and unpacks them in topological order.
+
+Every string taken from the config passes through `literal()`, so a `${{` in the source never
+reaches GitHub's expression evaluator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cicompile import ir
+from cicompile.conditions import FALSE, TRUE, IsKind, RefKind, restrict
+from cicompile.targets.base import (
+    GENERATED_NOTICE,
+    EmitContext,
+    Target,
+    heredoc_delimiter,
+    join_circleci_path,
+    path_quote,
+    sanitize_id,
+    sh_quote,
+    unique_ids,
+)
+from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, bash_condition
+from cicompile.targets.yamldump import dump_yaml
+
+CHECKOUT = "actions/checkout@v5"
+UPLOAD = "actions/upload-artifact@v7"
+DOWNLOAD = "actions/download-artifact@v8"
+GATE = "circleci-gate"
+PROJECT = "~/project"
+WS_DIR = "cicompile-workspace"
+
+RUNS_ON = {
+    ir.ExecutorKind.DOCKER: "ubuntu-latest",
+    ir.ExecutorKind.MACHINE: "ubuntu-latest",
+    ir.ExecutorKind.NONE: "ubuntu-latest",
+    ir.ExecutorKind.MACOS: "macos-latest",
+    ir.ExecutorKind.WINDOWS: "windows-latest",
+}
+
+
+def literal(s: str) -> str:
+    """Neutralise GitHub expression syntax in text copied from the config."""
+    return s.replace("${{", "${{ '${{' }}")
+
+
+def _github_dir(path: str) -> tuple[str | None, str | None]:
+    """A CircleCI directory as (GitHub `working-directory`, or a bash `cd` target).
+
+    `~/project` is the checkout directory, which on GitHub is `$GITHUB_WORKSPACE` (the default
+    working directory). Absolute paths go to `working-directory`; other `~` paths need bash's
+    tilde expansion, so they become a `cd` at the top of the script.
+    """
+    if path in (PROJECT, PROJECT + "/"):
+        return None, None
+    if path.startswith(PROJECT + "/"):
+        return path[len(PROJECT) + 1 :].rstrip("/"), None
+    if path.startswith("/"):
+        return path, None
+    if path.startswith("~"):
+        return None, path
+    return None, "~/" + path  # CircleCI resolves a relative working_directory from $HOME
+
+
+def _shell_for(step_shell: str | None, job_shell: str | None) -> str | None:
+    shell = step_shell or job_shell
+    if shell is None:
+        return None
+    return shell if "{0}" in shell else f"{shell} {{0}}"
+
+
+class _JobEmitter:
+    def __init__(
+        self,
+        pipeline: ir.Pipeline,
+        wf: ir.Workflow,
+        node: ir.WorkflowNode,
+        ids: dict[str, str],
+        gated: bool,
+        ctx: EmitContext,
+    ) -> None:
+        self.pipeline = pipeline
+        self.wf = wf
+        self.node = node
+        self.ids = ids
+        self.gated = gated
+        self.ctx = ctx
+        self.id = ids[node.name]
+
+    # ---- job header ------------------------------------------------------------------
+
+    def condition(self) -> str | None:
+        if not self.gated:
+            return None
+        gate = f"needs.{GATE}.outputs"
+        parts = ["!cancelled()", f"{gate}.{self.id} == 'true'"]
+        for d in self.node.needs:
+            did = self.ids[d]
+            parts.append(f"({gate}.{did} != 'true' || needs.{did}.result == 'success')")
+        return "${{ " + " && ".join(parts) + " }}"
+
+    def header(self) -> dict[str, Any]:
+        job: dict[str, Any] = {"name": literal(self.node.name)}
+        needs = ([GATE] if self.gated else []) + [self.ids[d] for d in self.node.needs]
+        if needs:
+            job["needs"] = needs
+        cond = self.condition()
+        if cond:
+            job["if"] = cond
+        return job
+
+    def approval(self) -> dict[str, Any]:
+        job = self.header()
+        job["runs-on"] = "ubuntu-latest"
+        job["environment"] = literal(self.node.name)
+        job["steps"] = [
+            {
+                "name": "Approval",
+                "run": f"echo {sh_quote('Approved: ' + literal(self.node.name))}",
+            }
+        ]
+        self.ctx.diags.note(
+            "approval-environment",
+            f"approval {self.node.name!r} becomes the GitHub environment {self.node.name!r}:"
+            " create it with required reviewers, or the job runs without waiting",
+            self.node.span,
+        )
+        return job
+
+    # ---- build jobs ------------------------------------------------------------------
+
+    def build(self, job: ir.Job) -> dict[str, Any]:
+        out = self.header()
+        ex = job.executor
+        out["runs-on"] = RUNS_ON[ex.kind]
+        if ex.kind in (ir.ExecutorKind.MACOS, ir.ExecutorKind.WINDOWS):
+            self.ctx.diags.warning(
+                "approximated-executor",
+                f"{ex.kind} executor runs on GitHub's `{RUNS_ON[ex.kind]}` runner",
+                ex.span,
+            )
+        if ex.kind is ir.ExecutorKind.DOCKER and ex.images:
+            primary = ex.images[0]
+            container: dict[str, Any] = {"image": literal(primary.image)}
+            if primary.environment:
+                container["env"] = {k: literal(v) for k, v in primary.environment}
+            if primary.user:
+                container["options"] = f"--user {literal(primary.user)}"
+            out["container"] = container
+            if len(ex.images) > 1:
+                services: dict[str, Any] = {}
+                for img in ex.images[1:]:
+                    label = sanitize_id(img.name or img.image.split("/")[-1].split(":")[0])
+                    svc: dict[str, Any] = {"image": literal(img.image)}
+                    if img.environment:
+                        svc["env"] = {k: literal(v) for k, v in img.environment}
+                    services[label] = svc
+                out["services"] = services
+                self.ctx.diags.warning(
+                    "service-hostname",
+                    "secondary docker images become GitHub services, reachable by their label"
+                    " as hostname (not `localhost` as on CircleCI)",
+                    ex.images[1].span,
+                )
+        out["env"] = self.env(job)
+        out["steps"] = self.steps(job)
+        return out
+
+    def env(self, job: ir.Job) -> dict[str, str]:
+        env = {
+            "CI": "true",
+            "CIRCLECI": "true",
+            "CIRCLE_BRANCH": "${{ github.ref_type == 'branch' && github.ref_name || '' }}",
+            "CIRCLE_TAG": "${{ github.ref_type == 'tag' && github.ref_name || '' }}",
+            "CIRCLE_SHA1": "${{ github.sha }}",
+            "CIRCLE_JOB": literal(self.node.name),
+            "CIRCLE_WORKFLOW_ID": "${{ github.run_id }}",
+            "CIRCLE_BUILD_NUM": "${{ github.run_number }}",
+            "CIRCLE_WORKING_DIRECTORY": literal(job.working_directory),
+            "CIRCLE_NODE_INDEX": "0",
+            "CIRCLE_NODE_TOTAL": "1",
+        }
+        for k, v in job.environment:
+            env[k] = literal(v)
+        return env
+
+    def dir_keys(self, path: str) -> tuple[dict[str, Any], str]:
+        """(`working-directory` key if any, `cd` prefix line if any) for a CircleCI path."""
+        wd, cd = _github_dir(path)
+        keys: dict[str, Any] = {"working-directory": literal(wd)} if wd else {}
+        prefix = f"cd {path_quote(literal(cd))}\n" if cd else ""
+        return keys, prefix
+
+    def steps(self, job: ir.Job) -> list[dict[str, Any]]:
+        steps: list[dict[str, Any]] = []
+        dirs = [job.working_directory] + [
+            join_circleci_path(job.working_directory, s.working_directory)
+            for s in job.steps
+            if isinstance(s, ir.Run) and s.working_directory
+        ]
+        to_make = [d for d in dict.fromkeys(dirs) if _github_dir(d) != (None, None)]
+        if to_make:
+            steps.append(
+                {
+                    "name": "Create CircleCI working directories",
+                    "run": "mkdir -p " + " ".join(path_quote(literal(d)) for d in to_make),
+                }
+            )
+        for step in job.steps:
+            steps.extend(self.step(job, step))
+        return steps
+
+    def run_step(self, job: ir.Job, step: ir.Run) -> dict[str, Any]:
+        path = join_circleci_path(job.working_directory, step.working_directory)
+        keys, prefix = self.dir_keys(path)
+        command = literal(step.command)
+        if step.background:
+            delim = heredoc_delimiter(command)
+            command = (
+                f'cicompile_bg="$(mktemp)"\ncat > "$cicompile_bg" <<\'{delim}\'\n'
+                f"{command.rstrip(chr(10))}\n{delim}\n"
+                'nohup bash -eo pipefail "$cicompile_bg" > "$cicompile_bg.log" 2>&1 &\n'
+                'echo "started in the background; output in $cicompile_bg.log"\n'
+            )
+        out: dict[str, Any] = {"name": literal(step.name)}
+        if step.when is ir.StepWhen.ALWAYS:
+            out["if"] = "${{ !cancelled() }}"
+        elif step.when is ir.StepWhen.ON_FAIL:
+            out["if"] = "${{ failure() }}"
+        out.update(keys)
+        shell = _shell_for(step.shell, job.shell)
+        if shell:
+            out["shell"] = literal(shell)
+        if step.environment:
+            out["env"] = {k: literal(v) for k, v in step.environment}
+        out["run"] = prefix + command
+        if step.no_output_timeout:
+            self.ctx.diags.warning(
+                "approximated-timeout",
+                "`no_output_timeout` has no GitHub equivalent; the step has only the job's"
+                " overall timeout",
+                step.span,
+            )
+        return out
+
+    def step(self, job: ir.Job, step: ir.Step) -> list[dict[str, Any]]:
+        wd = job.working_directory
+        match step:
+            case ir.Run():
+                return [self.run_step(job, step)]
+            case ir.Checkout():
+                dest = join_circleci_path(wd, step.path)
+                gh_wd, cd = _github_dir(dest)
+                if cd is None and (gh_wd is None or not gh_wd.startswith("/")):
+                    co: dict[str, Any] = {"name": "Checkout code", "uses": CHECKOUT}
+                    with_: dict[str, Any] = {"fetch-depth": 0, "persist-credentials": False}
+                    if gh_wd:
+                        with_["path"] = gh_wd
+                    co["with"] = with_
+                    return [co]
+                target = path_quote(literal(dest))
+                return [
+                    {
+                        "name": "Checkout code",
+                        "uses": CHECKOUT,
+                        "with": {"fetch-depth": 0, "persist-credentials": False},
+                    },
+                    {
+                        "name": f"Copy the checkout to {literal(dest)}",
+                        "run": f'mkdir -p {target}\ncp -a "$GITHUB_WORKSPACE/." {target}/',
+                    },
+                ]
+            case ir.PersistToWorkspace():
+                keys, prefix = self.dir_keys(wd)
+                name = f"{WS_DIR}-{self.id}-{step.layer}"
+                paths = " ".join(path_quote(literal(p)) for p in step.paths)
+                return [
+                    {
+                        "name": f"Persist to workspace ({literal(step.root)})",
+                        **keys,
+                        "run": prefix
+                        + f'mkdir -p "$RUNNER_TEMP/{WS_DIR}"\n'
+                        + f"cd {path_quote(literal(step.root))}\n"
+                        + f'tar -cpf "$RUNNER_TEMP/{WS_DIR}/{name}.tar" {paths}',
+                    },
+                    {
+                        "name": "Upload workspace layer",
+                        "uses": UPLOAD,
+                        "with": {
+                            "name": name,
+                            "path": f"${{{{ runner.temp }}}}/{WS_DIR}/{name}.tar",
+                            "if-no-files-found": "error",
+                        },
+                    },
+                ]
+            case ir.AttachWorkspace():
+                return self.attach(job, step)
+            case ir.StoreArtifacts() | ir.StoreTestResults():
+                path = join_circleci_path(wd, step.path)
+                gh_wd, cd = _github_dir(path)
+                what = "artifacts" if isinstance(step, ir.StoreArtifacts) else "test-results"
+                index = job.steps.index(step)
+                return [
+                    {
+                        "name": f"Store {what} ({literal(step.path)})",
+                        "if": "${{ !cancelled() }}",
+                        "uses": UPLOAD,
+                        "with": {
+                            "name": f"{self.id}-{what}-{index}",
+                            "path": literal(gh_wd or cd or "."),
+                            "if-no-files-found": "warn",
+                            "include-hidden-files": True,
+                        },
+                    }
+                ]
+            case ir.SaveCache() | ir.RestoreCache():
+                kind = "save_cache" if isinstance(step, ir.SaveCache) else "restore_cache"
+                self.ctx.diags.warning(
+                    "unsupported-step",
+                    f"`{kind}` is not translated for GitHub yet; the job runs without the cache",
+                    step.span,
+                )
+                return [{"name": f"{kind} (not translated)", "run": f"echo 'cicompile: {kind}"
+                         " is not translated yet; continuing without the cache'"}]
+            case ir.Unsupported():
+                if step.name in ("setup_remote_docker", "add_ssh_keys"):
+                    return [{"name": step.name, "run": f"echo {sh_quote(literal(step.reason))}"}]
+                msg = sh_quote("cicompile: " + literal(step.reason))
+                return [{"name": f"{literal(step.name)} (placeholder)",
+                         "run": f"echo {msg} >&2\nexit 1"}]
+        raise AssertionError(step)
+
+    def attach(self, job: ir.Job, step: ir.AttachWorkspace) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        names = []
+        for layer in self.node.layers:
+            aid = self.ids[layer.node]
+            name = f"{WS_DIR}-{aid}-{layer.index}"
+            names.append(name)
+            dl: dict[str, Any] = {"name": f"Download workspace layer of {literal(layer.node)}"}
+            if self.gated and self.wf.node(layer.node).exists != self.node.exists:
+                dl["if"] = f"${{{{ needs.{GATE}.outputs.{aid} == 'true' }}}}"
+            dl["uses"] = DOWNLOAD
+            dl["with"] = {"name": name, "path": f"${{{{ runner.temp }}}}/{WS_DIR}-in"}
+            out.append(dl)
+        at = join_circleci_path(job.working_directory, step.at)
+        keys, prefix = self.dir_keys(job.working_directory)
+        lines = [f"mkdir -p {path_quote(literal(at))}"]
+        for name in names:
+            f = f'"$RUNNER_TEMP/{WS_DIR}-in/{name}.tar"'
+            lines.append(f"if [ -f {f} ]; then tar -xpf {f} -C {path_quote(literal(at))}; fi")
+        out.append({"name": f"Attach workspace at {literal(step.at)}", **keys,
+                    "run": prefix + "\n".join(lines)})
+        return out
+
+
+def _gate_job(wf: ir.Workflow, ids: dict[str, str]) -> dict[str, Any]:
+    lines = [
+        "# CircleCI filters: exact strings or Java regexes that must match the whole name.",
+        'CICOMPILE_REF_KIND="$GITHUB_REF_TYPE"',
+        'CICOMPILE_REF_NAME="$GITHUB_REF_NAME"',
+        BASH_REF_FUNCTIONS.rstrip("\n"),
+        "{",
+    ]
+    for n in wf.nodes:
+        lines.append(
+            f"  if {bash_condition(n.exists)}; then echo '{ids[n.name]}=true';"
+            f" else echo '{ids[n.name]}=false'; fi"
+        )
+    lines.append('} >> "$GITHUB_OUTPUT"')
+    lines.append('cat "$GITHUB_OUTPUT"')
+    return {
+        "name": "CircleCI filters",
+        "runs-on": "ubuntu-latest",
+        "outputs": {ids[n.name]: f"${{{{ steps.filters.outputs.{ids[n.name]} }}}}"
+                    for n in wf.nodes},
+        "steps": [{"id": "filters", "name": "Evaluate CircleCI filters",
+                   "run": "\n".join(lines) + "\n"}],
+    }
+
+
+class GitHubTarget(Target):
+    name = "github"
+
+    def emit(self, pipeline: ir.Pipeline, ctx: EmitContext) -> dict[str, str]:
+        files: dict[str, str] = {}
+        file_ids = unique_ids([wf.name for wf in pipeline.workflows])
+        for wf in pipeline.workflows:
+            files[f".github/workflows/{file_ids[wf.name]}.yml"] = self.workflow(
+                pipeline, wf, ctx
+            )
+        return files
+
+    def workflow(self, pipeline: ir.Pipeline, wf: ir.Workflow, ctx: EmitContext) -> str:
+        ids = unique_ids([GATE] + [n.name for n in wf.nodes])
+        # Without filters every node exists exactly on branch pushes: no gate needed.
+        gated = any(n.exists != IsKind(RefKind.BRANCH) for n in wf.nodes)
+        on_branch = any(restrict(n.exists, RefKind.BRANCH) != FALSE for n in wf.nodes)
+        on_tag = any(restrict(n.exists, RefKind.TAG) != FALSE for n in wf.nodes)
+        push: dict[str, Any] = {}
+        if on_branch or not on_tag:
+            push["branches"] = ["**"]
+        if on_tag:
+            push["tags"] = ["**"]
+        jobs: dict[str, Any] = {}
+        if gated:
+            jobs[GATE] = _gate_job(wf, ids)
+        for n in wf.nodes:
+            em = _JobEmitter(pipeline, wf, n, ids, gated, ctx)
+            if n.kind is ir.NodeKind.APPROVAL:
+                jobs[ids[n.name]] = em.approval()
+            else:
+                assert n.job is not None
+                jobs[ids[n.name]] = em.build(pipeline.job(n.job))
+            if n.exists == FALSE:
+                jobs[ids[n.name]]["if"] = "${{ false }}"
+        doc: dict[str, Any] = {
+            "name": literal(wf.name),
+            "on": {"push": push},
+            "permissions": {"contents": "read"},
+            "defaults": {"run": {"shell": "bash"}},
+            "jobs": jobs,
+        }
+        header = GENERATED_NOTICE.format(source=pipeline.source.rsplit("/", 1)[-1])
+        header += f"\nCircleCI workflow: {wf.name}"
+        return dump_yaml(doc, header=literal(header))
+
+
+__all__ = ["GitHubTarget", "TRUE"]
