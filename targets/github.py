@@ -208,13 +208,14 @@ class _JobEmitter:
             for s in job.steps
             if isinstance(s, ir.Run) and s.working_directory
         ]
-        to_make = [d for d in dict.fromkeys(dirs) if _github_dir(d) != (None, None)]
+        to_make = []
+        for d in dict.fromkeys(dirs):
+            gh_wd, cd = _github_dir(d)
+            if gh_wd or cd:
+                to_make.append(path_quote(literal(gh_wd or cd or "")))
         if to_make:
             steps.append(
-                {
-                    "name": "Create CircleCI working directories",
-                    "run": "mkdir -p " + " ".join(path_quote(literal(d)) for d in to_make),
-                }
+                {"name": "Create CircleCI working directories", "run": "mkdir -p " + " ".join(to_make)}
             )
         for step in job.steps:
             steps.extend(self.step(job, step))
