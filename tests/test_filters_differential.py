@@ -1,0 +1,141 @@
+"""Filters: the compiler agrees with the reference evaluator, in the IR and in generated code.
+
+Random workflows (DAGs with branch/tag filters and approvals) are compiled; for every ref in
+a fixed matrix, the set of existing jobs must equal what CircleCI's rules (tests/reference.py)
+say: (1) in the IR's conditions, (2) in the GitHub gate job's bash, actually run.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cicompile import build_ir, compile_config
+from cicompile.conditions import RefKind, evaluate
+from cicompile.diagnostics import Diagnostics
+from cicompile.ir import Pipeline
+from tests.reference import existing_jobs
+
+BRANCHES = ["main", "dev", "feature/x", "release/1.2", "wip/a", "Main"]
+TAGS = ["v1.2.3", "nightly", "v1", "release-2"]
+REFS = [("branch", b) for b in BRANCHES] + [("tag", t) for t in TAGS]
+
+BRANCH_PATTERNS = ["main", "dev", r"/feature\/.*/", r"/release\/\d+\.\d+/", "/.*/", "/ma.*/",
+                   "/(dev|main)/"]
+TAG_PATTERNS = [r"/^v\d+\.\d+\.\d+$/", "/v.*/", "nightly", "/.*/", r"/release-\d+/", "/v1/"]
+
+
+def _ref_filter(patterns: list[str]) -> st.SearchStrategy[dict[str, Any]]:
+    specs = st.one_of(st.sampled_from(patterns), st.lists(st.sampled_from(patterns), min_size=1,
+                                                          max_size=3, unique=True))
+    return st.fixed_dictionaries({}, optional={"only": specs, "ignore": specs})
+
+
+@st.composite
+def workflows(draw: st.DrawFn) -> dict[str, Any]:
+    n = draw(st.integers(1, 6))
+    entries = []
+    names = [f"j{i}" for i in range(n)]
+    for i, name in enumerate(names):
+        body: dict[str, Any] = {}
+        if i and draw(st.booleans()):
+            body["requires"] = draw(st.lists(st.sampled_from(names[:i]), min_size=1, max_size=3,
+                                             unique=True))
+        filters = draw(st.fixed_dictionaries({}, optional={
+            "branches": _ref_filter(BRANCH_PATTERNS), "tags": _ref_filter(TAG_PATTERNS)}))
+        if filters:
+            body["filters"] = filters
+        if i and draw(st.integers(0, 4)) == 0:
+            body["type"] = "approval"
+        entries.append({name: body} if body else name)
+    jobs = {
+        name: {"docker": [{"image": "cimg/base:stable"}], "steps": [{"run": f"echo {name}"}]}
+        for name in names
+    }
+    return {"version": 2, "jobs": jobs, "workflows": {"version": 2, "wf": {"jobs": entries}}}
+
+
+def _expected(config: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    out = {}
+    for kind, name in REFS:
+        branch, tag = (name, "") if kind == "branch" else ("", name)
+        out[(kind, name)] = existing_jobs(config, branch, tag)["wf"]
+    return out
+
+
+def _gate_results(config_text: str) -> dict[tuple[str, str], set[str]]:
+    """Run the generated GitHub gate job's bash for every ref; jobs whose output is true."""
+    result = compile_config(config_text, "github")
+    assert result.ok, result.diagnostics
+    (workflow_text,) = result.files.values()
+    doc = yaml.safe_load(workflow_text)
+    jobs = [j for j in doc["jobs"] if j != "circleci-gate"]
+    gate = doc["jobs"].get("circleci-gate")
+    push = doc["on"]["push"]
+    if gate is None:
+        # No gate: every job runs on every branch push, and the workflow has no tag trigger.
+        assert "tags" not in push
+        return {(k, n): set(jobs) if k == "branch" else set() for k, n in REFS}
+    script = gate["steps"][0]["run"]
+    driver = "script=" + shlex.quote(script) + "\n" + "".join(
+        f"echo '@@ {k} {n}'; out=$(mktemp); GITHUB_REF_TYPE={k} GITHUB_REF_NAME={shlex.quote(n)}"
+        f' GITHUB_OUTPUT="$out" bash -c "$script" >/dev/null; cat "$out"; rm -f "$out"\n'
+        for k, n in REFS
+    )
+    out = subprocess.run(["bash", "-c", driver], capture_output=True, text=True, check=True)
+    results: dict[tuple[str, str], set[str]] = {}
+    current: tuple[str, str] | None = None
+    for line in out.stdout.splitlines():
+        if line.startswith("@@ "):
+            _, k, n = line.split(" ", 2)
+            current = (k, n)
+            results[current] = set()
+        elif current and line.endswith("=true"):
+            results[current].add(line.split("=")[0])
+    for k, _ in REFS:
+        if k == "tag":
+            assert "tags" in push or not any(results[(kk, n)] for kk, n in REFS if kk == "tag")
+    return results
+
+
+def _settings(request_long: bool) -> Any:
+    return settings(max_examples=400 if request_long else 40, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def long_fuzz(pytestconfig: pytest.Config) -> bool:
+    return bool(pytestconfig.getoption("--long-fuzz"))
+
+
+def test_ir_conditions_match_reference(long_fuzz: bool) -> None:
+    @_settings(long_fuzz)
+    @given(workflows())
+    def check(config: dict[str, Any]) -> None:
+        text = yaml.safe_dump(config, sort_keys=False)
+        pipeline = build_ir(text, "c.yml", Diagnostics())
+        assert isinstance(pipeline, Pipeline)
+        (wf,) = pipeline.workflows
+        for (kind, name), want in _expected(config).items():
+            got = {n.name for n in wf.nodes if evaluate(n.exists, RefKind(kind), name)}
+            assert got == want, (kind, name, text)
+
+    check()
+
+
+def test_github_gate_matches_reference(long_fuzz: bool) -> None:
+    @_settings(long_fuzz)
+    @given(workflows())
+    def check(config: dict[str, Any]) -> None:
+        text = yaml.safe_dump(config, sort_keys=False)
+        got = _gate_results(text)
+        for ref, want in _expected(config).items():
+            assert got[ref] == want, (ref, text)
+
+    check()
