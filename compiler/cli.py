@@ -22,7 +22,7 @@ Examples:
   cicompile --target shell -o . .circleci/config.yml && bash ci.sh
 
 \b
-Exit status: 0 compiled, 1 the config has errors (nothing is written), 2 usage error.
+Exit status: 0 compiled, 1 the config has errors (nothing is written), 2 usage error,\n3 internal error.
 Diagnostics go to stderr as `path:line:col: severity: message [code]`.
 """
 
@@ -69,7 +69,14 @@ def main(target: str, output_dir: Path | None, fmt: str, config: Path) -> None:
         except (OSError, UnicodeDecodeError) as exc:
             raise click.UsageError(f"cannot read {config}: {exc}") from exc
         shown = str(config)
-    result = compile_config(text, target, path=shown)
+    try:
+        result = compile_config(text, target, path=shown)
+    except Exception as exc:  # a bug in cicompile, not in the config
+        if os.environ.get("CICOMPILE_DEBUG"):
+            raise
+        click.echo(f"{shown}: error: internal error in cicompile ({type(exc).__name__}: {exc});"
+                   " please report it, with CICOMPILE_DEBUG=1 output [internal-error]", err=True)
+        sys.exit(3)
     if result.diagnostics:
         click.echo(_render(result.diagnostics, fmt), err=True, nl=False)
     if not result.ok:

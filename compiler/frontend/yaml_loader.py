@@ -183,6 +183,11 @@ class _Builder:
         if cached is not None:
             return cached
         result: YNode
+        if not node.tag.startswith("tag:yaml.org,2002:"):
+            # Safe loading: application tags (`!!python/...`, `!Ref`) are never constructed.
+            self.diags.error("yaml-tag", f"unsupported YAML tag {node.tag!r}",
+                             _span(self.path, node))
+            raise ConfigError
         if isinstance(node, ScalarNode):
             result = YScalar(
                 _scalar_value(node), node.value, _span(self.path, node), node.style is not None

@@ -1,0 +1,104 @@
+"""The command line: exit codes, output files, nothing written on error, no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.golden_cases import GOLDEN
+from tests.tools import ROOT
+
+CLI = [sys.executable, "-m", "cicompile"]
+SEED = GOLDEN / "seed-workspace" / "input.yml"
+TWO_WORKFLOWS = GOLDEN / "release-pipeline" / "input.yml"
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+@pytest.mark.parametrize("target", ["github", "gitlab", "make", "shell"])
+def test_stdout_output(target: str) -> None:
+    r = cli("--target", target, str(SEED))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip()
+    assert "Traceback" not in r.stderr
+
+
+def test_several_github_files_are_labelled() -> None:
+    r = cli("--target", "github", str(TWO_WORKFLOWS))
+    assert r.returncode == 0
+    assert "# ==> .github/workflows/release.yml <==" in r.stdout
+    assert "# ==> .github/workflows/documentation.yml <==" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [("github", ".github/workflows/btd.yml"), ("gitlab", ".gitlab-ci.yml"),
+     ("make", "Makefile"), ("shell", "ci.sh")],
+)
+def test_output_dir(tmp_path: Path, target: str, path: str) -> None:
+    r = cli("--target", target, "-o", str(tmp_path), str(SEED))
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / path).is_file()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [Path(path).name]
+    if target == "shell":
+        assert os.access(tmp_path / path, os.X_OK)
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in GOLDEN.glob("err-*")))
+def test_errors_exit_1_and_write_nothing(tmp_path: Path, case: str) -> None:
+    out = tmp_path / "out"
+    r = cli("--target", "gitlab", "-o", str(out), str(GOLDEN / case / "input.yml"))
+    assert r.returncode == 1
+    assert not out.exists()
+    assert "Traceback" not in r.stderr
+    first = r.stderr.splitlines()[0]
+    assert first.startswith(str(GOLDEN / case / "input.yml") + ":"), first
+    assert ": error: " in first and first.endswith("]")
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert cli("--target", "nope", str(SEED)).returncode == 2
+    assert cli(str(SEED)).returncode == 2
+    r = cli("--target", "github", str(tmp_path / "missing.yml"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_not_utf8_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_bytes(b"version: 2\n\xff\xfe\n")
+    r = cli("--target", "github", str(bad))
+    assert r.returncode in (1, 2) and "Traceback" not in r.stderr
+
+
+def test_help_has_examples() -> None:
+    r = cli("--help")
+    assert r.returncode == 0
+    assert "Examples:" in r.stdout and "--target" in r.stdout
+
+
+def test_json_diagnostics() -> None:
+    r = cli("--target", "github", "--format", "json", str(GOLDEN / "err-cycle" / "input.yml"))
+    assert r.returncode == 1
+    assert '"code": "requires-cycle"' in r.stderr
+
+
+def test_github_annotation_diagnostics() -> None:
+    r = cli("--target", "github", "--format", "github", str(GOLDEN / "err-cycle" / "input.yml"))
+    assert r.stderr.startswith("::error file=")
+
+
+@pytest.mark.parametrize("target", ["github", "gitlab", "make", "shell"])
+def test_deterministic_across_hash_seeds(target: str) -> None:
+    outs = set()
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        r = cli("--target", target, str(TWO_WORKFLOWS), env=env)
+        assert r.returncode == 0, r.stderr
+        outs.add(r.stdout)
+    assert len(outs) == 1
