@@ -20,6 +20,10 @@ from cicompile.diagnostics import ConfigError, Diagnostics, Span
 # Expanded node count above which a document is refused (real configs stay far below).
 MAX_EXPANDED_NODES = 250_000
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STANDARD_TAGS = {
+    f"tag:yaml.org,2002:{t}"
+    for t in ("str", "int", "float", "bool", "null", "map", "seq", "merge", "timestamp", "binary")
+}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -183,7 +187,7 @@ class _Builder:
         if cached is not None:
             return cached
         result: YNode
-        if not node.tag.startswith("tag:yaml.org,2002:"):
+        if node.tag not in _STANDARD_TAGS:
             # Safe loading: application tags (`!!python/...`, `!Ref`) are never constructed.
             self.diags.error("yaml-tag", f"unsupported YAML tag {node.tag!r}",
                              _span(self.path, node))
