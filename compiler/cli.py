@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 import click
-
 from cicompile import __version__, compile_config
 from cicompile.diagnostics import Diagnostic, render_github, render_json, render_text
 
@@ -22,7 +21,8 @@ Examples:
   cicompile --target shell -o . .circleci/config.yml && bash ci.sh
 
 \b
-Exit status: 0 compiled, 1 the config has errors (nothing is written), 2 usage error,\n3 internal error.
+Exit status: 0 compiled; 1 the config has errors (nothing is written);
+2 usage error; 3 internal error (a bug: please report it).
 Diagnostics go to stderr as `path:line:col: severity: message [code]`.
 """
 

@@ -20,7 +20,7 @@ DEFAULT_WORKING_DIRECTORY = "~/project"
 
 
 def _span() -> Span | None:
-    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=None, compare=False, repr=False)
 
 
 class ExecutorKind(enum.StrEnum):

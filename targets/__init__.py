@@ -10,7 +10,7 @@ def get_target(name: str) -> Target:
     if name == "github":
         from cicompile.targets.github import GitHubTarget
 
-        return GitHubTarget()
+        return GitHubTarget()  # noqa: RET504
     if name == "gitlab":
         from cicompile.targets.gitlab import GitLabTarget
 

@@ -214,9 +214,8 @@ class _JobEmitter:
             if gh_wd or cd:
                 to_make.append(path_quote(literal(gh_wd or cd or "")))
         if to_make:
-            steps.append(
-                {"name": "Create CircleCI working directories", "run": "mkdir -p " + " ".join(to_make)}
-            )
+            run = "mkdir -p " + " ".join(to_make)
+            steps.append({"name": "Create CircleCI working directories", "run": run})
         for step in job.steps:
             steps.extend(self.step(job, step))
         return steps

@@ -14,9 +14,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from click.testing import CliRunner
-
 from cicompile.cli import main
+from click.testing import CliRunner
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 TARGETS = ("github", "gitlab", "make", "shell")

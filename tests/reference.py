@@ -58,7 +58,9 @@ def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "") -> di
                 entries[name] = body or {}
         memo: dict[str, bool] = {}
 
-        def exists(j: str) -> bool:
+        def exists(
+            j: str, entries: dict[str, dict[str, Any]] = entries, memo: dict[str, bool] = memo
+        ) -> bool:
             if j not in memo:
                 body = entries[j]
                 reqs = _as_list(body.get("requires"))

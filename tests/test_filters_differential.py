@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from cicompile import build_ir, compile_config
 from cicompile.conditions import RefKind, evaluate
 from cicompile.diagnostics import Diagnostics
 from cicompile.ir import Pipeline
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.reference import existing_jobs
 
 BRANCHES = ["main", "dev", "feature/x", "release/1.2", "wip/a", "Main"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from cicompile import build_ir
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from cicompile.frontend.yaml_loader import YMap, YScalar, YSeq, load_yaml
@@ -98,8 +97,8 @@ def test_implicit_workflow_for_build() -> None:
         ("jobs: {}\n", "missing-version"),
         ("version: 3\njobs: {}\n", "invalid-version"),
         (f"version: 2\njobs:\n  b:\n{JOB}", "missing-steps"),
-        ("version: 2\njobs:\n  b:\n    docker: [{image: x}]\n    machine: true\n    steps: [checkout]"
-         "\nworkflows: {version: 2, w: {jobs: [b]}}\n", "executor-conflict"),
+        ("version: 2\njobs:\n  b:\n    docker: [{image: x}]\n    machine: true\n"
+         "    steps: [checkout]\nworkflows: {version: 2, w: {jobs: [b]}}\n", "executor-conflict"),
         (f"version: 2\njobs:\n  b:\n{JOB}    steps: [checkout]\nworkflows:\n  version: 2\n"
          "  w:\n    jobs:\n      - b: {filters: {branches: {only: '/[a-/'}}}\n", "invalid-regex"),
         (f"version: 2\njobs:\n  b:\n{JOB}    steps: [checkout]\nworkflows:\n  version: 2\n"

@@ -241,8 +241,8 @@ def _when(r: _Reader, node: YNode | None) -> ir.StepWhen:
         return ir.StepWhen(text)
     except ValueError:
         assert node is not None
-        r.diags.error("invalid-value", f"`when` must be on_success, on_fail or always, not {text!r}",
-                      node.span)
+        r.diags.error("invalid-value",
+                      f"`when` must be on_success, on_fail or always, not {text!r}", node.span)
         return ir.StepWhen.ON_SUCCESS
 
 
@@ -323,11 +323,11 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
         at = r.string(r.required(m, "at", "`attach_workspace`"), "`at`")
         return None if at is None else ir.AttachWorkspace(at=at, span=span)
     if name == "save_cache" and m is not None:
-        key = r.string(r.required(m, "key", "`save_cache`"), "`key`")
+        cache_key = r.string(r.required(m, "key", "`save_cache`"), "`key`")
         paths = r.strings(r.required(m, "paths", "`save_cache`"), "`paths`")
-        if key is None or paths is None:
+        if cache_key is None or paths is None:
             return None
-        return ir.SaveCache(key=key, paths=paths, name=r.string(m.get("name"), "`name`"),
+        return ir.SaveCache(key=cache_key, paths=paths, name=r.string(m.get("name"), "`name`"),
                             when=_when(r, m.get("when")), span=span)
     if name == "restore_cache" and m is not None:
         keys = r.strings(m.get("keys"), "`keys`") or r.strings(m.get("key"), "`key`")
@@ -430,8 +430,8 @@ def _workflow(r: _Reader, name: str, node: YNode, job_names: set[str]) -> ir.Wor
         if isinstance(entry, YScalar):
             job, body, span = entry.as_str(), None, entry.span
         elif isinstance(entry, YMap) and len(entry.pairs) == 1:
-            key, val = entry.pairs[0]
-            job, span = key.as_str(), key.span
+            entry_key, val = entry.pairs[0]
+            job, span = entry_key.as_str(), entry_key.span
             body = r.mapping(val, f"the entry for {job!r}") if not (
                 isinstance(val, YScalar) and val.value is None) else None
         else:

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from yaml.composer import Composer
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from cicompile.diagnostics import ConfigError, Diagnostics, Span
 
 # Expanded node count above which a document is refused (real configs stay far below).
 MAX_EXPANDED_NODES = 250_000
@@ -77,7 +76,7 @@ YNode = YScalar | YSeq | YMap
 class _LenientComposer(Composer):
     """PyYAML's composer, minus the duplicate-anchor error (CircleCI allows redefinition)."""
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+    def compose_node(self, parent: Node | None, index: Any) -> Node:
         from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 
         if self.check_event(AliasEvent):  # type: ignore[attr-defined]
@@ -87,10 +86,11 @@ class _LenientComposer(Composer):
                 raise yaml.composer.ComposerError(
                     None, None, f"found undefined alias {anchor!r}", event.start_mark
                 )
-            return self.anchors[anchor]  # type: ignore[no-any-return]
+            return self.anchors[anchor]
         event = self.peek_event()  # type: ignore[attr-defined]
         anchor = event.anchor
         self.descend_resolver(parent, index)  # type: ignore[attr-defined]
+        node: Node
         if self.check_event(ScalarEvent):  # type: ignore[attr-defined]
             node = self.compose_scalar_node(anchor)
         elif self.check_event(SequenceStartEvent):  # type: ignore[attr-defined]
@@ -127,9 +127,9 @@ def _compose(text: str) -> Node | None:
             raise
     loader = _LenientLoader(text)
     try:
-        return loader.get_single_node()  # type: ignore[no-any-return]
+        return loader.get_single_node()
     finally:
-        loader.dispose()
+        loader.dispose()  # type: ignore[no-untyped-call]
 
 
 def _span(path: str, node: Node) -> Span:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from cicompile import ir
-from cicompile.conditions import implies
+from cicompile.conditions import Cond, implies
 
 if TYPE_CHECKING:
     from cicompile.passes import PassContext
@@ -23,7 +23,9 @@ def reduce_requires(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
     for wf in p.workflows:
         by_name = {n.name: n for n in wf.nodes}
 
-        def reaches_via_existing(start: str, target: str, target_exists: object) -> bool:
+        def reaches_via_existing(
+            start: str, target: str, target_exists: Cond, by_name: dict[str, ir.WorkflowNode]
+        ) -> bool:
             # Is there a path start → … → target through nodes that exist whenever target does?
             stack = [start]
             seen: set[str] = set()
@@ -33,7 +35,7 @@ def reduce_requires(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
                     continue
                 seen.add(cur)
                 node = by_name[cur]
-                if not implies(target_exists, node.exists):  # type: ignore[arg-type]
+                if not implies(target_exists, node.exists):
                     continue
                 for r in node.requires:
                     if r == target:
@@ -47,7 +49,8 @@ def reduce_requires(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
                 d
                 for d in n.requires
                 if not any(
-                    c != d and reaches_via_existing(c, d, by_name[d].exists) for c in n.requires
+                    c != d and reaches_via_existing(c, d, by_name[d].exists, by_name)
+                    for c in n.requires
                 )
             )
             nodes.append(replace(n, needs=needs))
