@@ -15,6 +15,7 @@ reaches GitHub's expression evaluator.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cicompile import ir
@@ -70,6 +71,17 @@ def _github_dir(path: str) -> tuple[str | None, str | None]:
     if path.startswith("~"):
         return None, path
     return None, "~/" + path  # CircleCI resolves a relative working_directory from $HOME
+
+
+def _shell_path(path: str) -> str:
+    """A CircleCI path as a bash word on GitHub (`~/project` is `$GITHUB_WORKSPACE`)."""
+    if path in (PROJECT, PROJECT + "/"):
+        return '"$GITHUB_WORKSPACE"'
+    if path.startswith(PROJECT + "/"):
+        return '"$GITHUB_WORKSPACE"/' + path_quote(literal(path[len(PROJECT) + 1 :]))
+    if not path.startswith(("/", "~")):
+        path = "~/" + path
+    return path_quote(literal(path))
 
 
 def _shell_for(step_shell: str | None, job_shell: str | None) -> str | None:
@@ -208,14 +220,21 @@ class _JobEmitter:
             for s in job.steps
             if isinstance(s, ir.Run) and s.working_directory
         ]
-        to_make = []
-        for d in dict.fromkeys(dirs):
-            gh_wd, cd = _github_dir(d)
-            if gh_wd or cd:
-                to_make.append(path_quote(literal(gh_wd or cd or "")))
+        to_make = [_shell_path(d) for d in dict.fromkeys(dirs) if _github_dir(d) != (None, None)]
         if to_make:
             run = "mkdir -p " + " ".join(to_make)
             steps.append({"name": "Create CircleCI working directories", "run": run})
+        literal_use = any(
+            isinstance(s, ir.Run) and re.search(r"~/project\b|\$HOME/project\b", s.command)
+            for s in job.steps
+        )
+        if literal_use and job.working_directory.startswith(PROJECT):
+            # Scripts that spell out CircleCI's path keep working: ~/project is the workspace.
+            steps.append({
+                "name": "Link ~/project to the workspace",
+                "run": 'if [ ! -e ~/project ]; then mkdir -p ~ && ln -s "$GITHUB_WORKSPACE"'
+                       " ~/project; fi",
+            })
         for step in job.steps:
             steps.extend(self.step(job, step))
         return steps
@@ -268,7 +287,7 @@ class _JobEmitter:
                         with_["path"] = gh_wd
                     co["with"] = with_
                     return [co]
-                target = path_quote(literal(dest))
+                target = _shell_path(dest)
                 return [
                     {
                         "name": "Checkout code",
@@ -290,7 +309,7 @@ class _JobEmitter:
                         **keys,
                         "run": prefix
                         + f'mkdir -p "$RUNNER_TEMP/{WS_DIR}"\n'
-                        + f"cd {path_quote(literal(step.root))}\n"
+                        + f"cd {_shell_path(join_circleci_path(wd, step.root))}\n"
                         + f'tar -cpf "$RUNNER_TEMP/{WS_DIR}/{name}.tar" {paths}',
                     },
                     {
@@ -355,10 +374,10 @@ class _JobEmitter:
             out.append(dl)
         at = join_circleci_path(job.working_directory, step.at)
         keys, prefix = self.dir_keys(job.working_directory)
-        lines = [f"mkdir -p {path_quote(literal(at))}"]
+        lines = [f"mkdir -p {_shell_path(at)}"]
         for name in names:
             f = f'"$RUNNER_TEMP/{WS_DIR}-in/{name}.tar"'
-            lines.append(f"if [ -f {f} ]; then tar -xpf {f} -C {path_quote(literal(at))}; fi")
+            lines.append(f"if [ -f {f} ]; then tar -xpf {f} -C {_shell_path(at)}; fi")
         out.append({"name": f"Attach workspace at {literal(step.at)}", **keys,
                     "run": prefix + "\n".join(lines)})
         return out

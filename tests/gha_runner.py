@@ -1,0 +1,244 @@
+"""A small GitHub Actions workflow runner for the tests (no Docker, no network).
+
+There is no offline Actions runner (act needs Docker and a download), so this runs generated
+workflows on the host the way GitHub would, for what cicompile emits: jobs in `needs` order,
+job and step `if:` and every `${{ }}` evaluated by GitHub's own expression engine
+(`@actions/expressions`, through .ci/validators/gha-eval-server.mjs), `run:` steps in
+`bash --noprofile --norc -eo pipefail`, `$GITHUB_OUTPUT` / `$GITHUB_ENV`, job outputs, and the
+three actions cicompile uses (checkout, upload-artifact, download-artifact) emulated on a
+local artifact store. Each job gets a fresh workspace, HOME and RUNNER_TEMP. A job bound to an
+`environment:` waits for approval unless the test approves it. Containers and services are
+not started: steps run on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.tools import VALIDATORS, node_script
+
+EXPR = re.compile(r"\$\{\{(.*?)\}\}", re.S)
+
+
+class Evaluator:
+    def __init__(self) -> None:
+        cmd = node_script("gha-eval-server.mjs")
+        cmd[1] = str(VALIDATORS / "gha-eval-server.mjs")
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+
+    def eval(self, expr: str, context: dict[str, Any], status: str = "success",
+             if_: bool = False) -> tuple[Any, bool]:
+        assert self.proc.stdin and self.proc.stdout
+        req = {"expr": expr, "context": context, "status": status, "if": if_}
+        self.proc.stdin.write(json.dumps(req) + "\n")
+        self.proc.stdin.flush()
+        out = json.loads(self.proc.stdout.readline())
+        if "error" in out:
+            raise ValueError(f"expression {expr!r}: {out['error']}")
+        return out["result"], bool(out["truthy"])
+
+    def interpolate(self, text: str, context: dict[str, Any]) -> str:
+        def one(m: re.Match[str]) -> str:
+            value, _ = self.eval(m.group(1), context)
+            if value is None:
+                return ""
+            if isinstance(value, bool):
+                return "true" if value else "false"
+            if isinstance(value, float) and value.is_integer():
+                return str(int(value))
+            return str(value)
+
+        return EXPR.sub(one, text)
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+@dataclass
+class JobRun:
+    result: str  # success | failure | skipped | waiting
+    outputs: dict[str, str] = field(default_factory=dict)
+    log: str = ""
+
+
+def _topological(jobs: dict[str, Any]) -> list[str]:
+    order: list[str] = []
+    done: set[str] = set()
+    while len(order) < len(jobs):
+        progressed = False
+        for jid, job in jobs.items():
+            needs = job.get("needs", [])
+            needs = [needs] if isinstance(needs, str) else needs
+            if jid not in done and all(n in done for n in needs):
+                order.append(jid)
+                done.add(jid)
+                progressed = True
+        assert progressed, "cycle in needs"
+    return order
+
+
+def _copy_into(src: Path, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, dest, dirs_exist_ok=True, symlinks=True)
+    else:
+        shutil.copy2(src, dest / src.name)
+
+
+class WorkflowRunner:
+    def __init__(self, workdir: Path, source: Path) -> None:
+        self.workdir = workdir
+        self.source = source
+        self.artifacts = workdir / "artifacts"
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.ev = Evaluator()
+
+    def close(self) -> None:
+        self.ev.close()
+
+    def run(self, workflow_file: Path, ref_type: str, ref_name: str,
+            approve: frozenset[str] = frozenset()) -> dict[str, JobRun]:
+        doc = yaml.safe_load(workflow_file.read_text())
+        jobs: dict[str, Any] = doc["jobs"]
+        github = {
+            "ref_type": ref_type, "ref_name": ref_name, "event_name": "push",
+            "ref": f"refs/{'heads' if ref_type == 'branch' else 'tags'}/{ref_name}",
+            "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "4242",
+            "run_number": "7", "repository": "example/project",
+        }
+        results: dict[str, JobRun] = {}
+        for jid in _topological(jobs):
+            job = jobs[jid]
+            needs = job.get("needs", [])
+            needs = [needs] if isinstance(needs, str) else needs
+            needs_ctx = {n: {"result": results[n].result, "outputs": results[n].outputs}
+                         for n in needs}
+            if any(results[n].result == "waiting" for n in needs):
+                results[jid] = JobRun("waiting")
+                continue
+            all_ok = all(results[n].result == "success" for n in needs)
+            ctx: dict[str, Any] = {"github": github, "needs": needs_ctx}
+            if "if" in job:
+                _, go = self.ev.eval(str(job["if"]), ctx, "success" if all_ok else "failure",
+                                     if_=True)
+            else:
+                go = all_ok
+            if not go:
+                results[jid] = JobRun("skipped")
+                continue
+            if "environment" in job and job["environment"] not in approve:
+                results[jid] = JobRun("waiting")
+                continue
+            results[jid] = self.run_job(jid, job, ctx)
+        return results
+
+    def run_job(self, jid: str, job: dict[str, Any], ctx: dict[str, Any]) -> JobRun:
+        base = self.workdir / "jobs" / jid
+        shutil.rmtree(base, ignore_errors=True)
+        ws, home, temp = base / "workspace", base / "home", base / "temp"
+        for d in (ws, home, temp):
+            d.mkdir(parents=True)
+        ctx = {**ctx, "runner": {"temp": str(temp), "os": "Linux"},
+               "github": {**ctx["github"], "workspace": str(ws)}, "steps": {}}
+        env_file = base / "github_env"
+        env_file.write_text("")
+        job_env = {k: self.ev.interpolate(str(v), ctx) for k, v in (job.get("env") or {}).items()}
+        ctx["env"] = job_env
+        default_shell = (job.get("defaults") or {}).get("run", {}).get("shell", "bash")
+        status = "success"
+        log: list[str] = []
+        for i, step in enumerate(job.get("steps", [])):
+            if "if" in step:
+                _, go = self.ev.eval(str(step["if"]), ctx, status, if_=True)
+            else:
+                go = status == "success"
+            if not go:
+                continue
+            ok, outputs, text = self.run_step(step, i, ctx, job_env, env_file, ws, home, temp,
+                                              default_shell)
+            log.append(f"--- {step.get('name', step.get('uses', 'step'))}\n{text}")
+            if "id" in step:
+                ctx["steps"][step["id"]] = {"outputs": outputs}
+            if not ok:
+                status = "failure"
+        outputs = {k: self.ev.interpolate(str(v), ctx) for k, v in (job.get("outputs") or {}).items()}
+        return JobRun(status, outputs, "\n".join(log))
+
+    def run_step(self, step: dict[str, Any], index: int, ctx: dict[str, Any],
+                 job_env: dict[str, str], env_file: Path, ws: Path, home: Path, temp: Path,
+                 default_shell: str) -> tuple[bool, dict[str, str], str]:
+        if "uses" in step:
+            return self.run_action(step, ctx, ws)
+        out_file = temp / f"output-{index}"
+        out_file.write_text("")
+        script = temp / f"step-{index}.sh"
+        script.write_text(self.ev.interpolate(step["run"], ctx))
+        exported = dict(
+            line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
+        )
+        env = {
+            "PATH": os.environ["PATH"], "HOME": str(home), "CI": "true",
+            "GITHUB_WORKSPACE": str(ws), "RUNNER_TEMP": str(temp), "GITHUB_OUTPUT": str(out_file),
+            "GITHUB_ENV": str(env_file), "GITHUB_REF_TYPE": ctx["github"]["ref_type"],
+            "GITHUB_REF_NAME": ctx["github"]["ref_name"], "GITHUB_SHA": ctx["github"]["sha"],
+            **job_env, **exported,
+            **{k: self.ev.interpolate(str(v), ctx) for k, v in (step.get("env") or {}).items()},
+        }
+        shell = step.get("shell", default_shell)
+        if shell == "bash":
+            cmd = ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)]
+        else:
+            cmd = [w.replace("{0}", str(script)) for w in shell.split()]
+        wd = step.get("working-directory")
+        cwd = ws / wd if wd and not wd.startswith("/") else Path(wd) if wd else ws
+        if not cwd.is_dir():
+            return False, {}, f"working-directory {cwd} does not exist"
+        r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=120)
+        outputs = dict(
+            line.split("=", 1) for line in out_file.read_text().splitlines() if "=" in line
+        )
+        return r.returncode == 0, outputs, r.stdout + r.stderr
+
+    def run_action(self, step: dict[str, Any], ctx: dict[str, Any],
+                   ws: Path) -> tuple[bool, dict[str, str], str]:
+        uses: str = step["uses"]
+        with_ = {k: self.ev.interpolate(str(v), ctx) for k, v in (step.get("with") or {}).items()}
+        name = uses.split("@")[0]
+        if name == "actions/checkout":
+            dest = ws / with_.get("path", ".")
+            _copy_into(self.source, dest)
+            return True, {}, f"checked out into {dest}"
+        if name == "actions/upload-artifact":
+            store = self.artifacts / with_["name"]
+            if store.exists():
+                return False, {}, f"artifact {with_['name']} already exists"
+            src = Path(with_["path"])
+            src = src if src.is_absolute() else ws / src
+            if not src.exists():
+                missing_ok = with_.get("if-no-files-found", "warn") != "error"
+                return missing_ok, {}, f"no files at {src}"
+            _copy_into(src, store)
+            return True, {}, f"uploaded {with_['name']}"
+        if name == "actions/download-artifact":
+            store = self.artifacts / with_["name"]
+            if not store.exists():
+                return False, {}, f"artifact {with_['name']} not found"
+            dest = Path(with_.get("path", "."))
+            dest = dest if dest.is_absolute() else ws / dest
+            _copy_into(store, dest)
+            return True, {}, f"downloaded {with_['name']}"
+        return False, {}, f"action {uses} is not emulated"
