@@ -86,6 +86,10 @@ class _Reader:
         return None
 
     def integer(self, node: YNode | None, what: str) -> int | None:
+        if isinstance(node, YScalar) and "<<" in node.text:
+            self.diags.warning("unsupported-feature", f"{what} uses a 2.1 parameter, which is not"
+                               " expanded yet; the default is used", node.span)
+            return None
         if isinstance(node, YScalar) and isinstance(node.value, int) and not isinstance(
             node.value, bool
         ):
@@ -106,9 +110,18 @@ class _Reader:
                     self.diags.error("invalid-type",
                                      f"{what} value of {k.as_str()!r} must be a scalar", v.span)
             return tuple(out)
-        if isinstance(node, YSeq):  # `- KEY=value` list form
+        if isinstance(node, YScalar) and "=" in node.as_str():  # `KEY=value` lines
+            out = []
+            for word in node.as_str().split():
+                name, _, value = word.partition("=")
+                out.append((name, value))
+            return tuple(out)
+        if isinstance(node, YSeq):  # `- KEY=value` or `- KEY: value` list forms
             out = []
             for item in node.items:
+                if isinstance(item, YMap):
+                    out.extend(self.env(item, what))
+                    continue
                 s = self.string(item, f"each entry of {what}")
                 if s is None:
                     continue
@@ -290,6 +303,12 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
     elif isinstance(node, YMap) and len(node.pairs) == 1:
         key, body = node.pairs[0]
         name, span = key.as_str(), key.span
+    elif isinstance(node, YMap) and "command" in node:
+        # CircleCI 1.0-style step (`{type: shell, name, command}`), still accepted by CircleCI.
+        r.diags.warning("legacy-step", "a step written as a bare mapping with `command` is read"
+                        " as a `run` step", node.span)
+        legacy = YMap(tuple((k, v) for k, v in node.pairs if k.as_str() in RUN_KEYS), node.span)
+        return _run_step(r, legacy, node.span)
     else:
         r.diags.error("invalid-step", "a step must be a name or a mapping with exactly one key",
                       node.span)
@@ -360,7 +379,10 @@ def _job(r: _Reader, name: str, node: YNode) -> ir.Job | None:
     r.unknown_keys(m, JOB_KEYS, f"job {name!r}")
     steps_node = m.get("steps")
     steps: list[ir.Step] = []
-    if steps_node is None:
+    job_type = r.string(m.get("type"), "`type`")
+    if job_type == "no-op" and steps_node is None:
+        pass  # a job that does nothing (semantics §2.1)
+    elif steps_node is None:
         r.diags.error("missing-steps", f"job {name!r} has no `steps`", m.span)
     elif not isinstance(steps_node, YSeq):
         r.diags.error("invalid-type", f"`steps` of job {name!r} must be a list", steps_node.span)
@@ -409,7 +431,14 @@ def _filters(r: _Reader, node: YNode | None) -> ir.Filters:
     return ir.Filters(branches=ref_filter("branches"), tags=ref_filter("tags"), span=m.span)
 
 
-def _workflow(r: _Reader, name: str, node: YNode, job_names: set[str]) -> ir.Workflow | None:
+def _workflow(
+    r: _Reader,
+    name: str,
+    node: YNode,
+    job_names: set[str],
+    orb_names: set[str],
+    placeholders: dict[str, ir.Job],
+) -> ir.Workflow | None:
     m = r.mapping(node, f"workflow {name!r}")
     if m is None:
         return None
@@ -463,7 +492,18 @@ def _workflow(r: _Reader, name: str, node: YNode, job_names: set[str]) -> ir.Wor
                 if k is not None:
                     r.diags.warning("unsupported-feature",
                                     f"`{key}` is not translated yet; ignored", k.span)
-        if kind is ir.NodeKind.JOB and job not in job_names:
+        if kind is ir.NodeKind.JOB and job not in job_names and "/" in job and (
+            job.split("/", 1)[0] in orb_names
+        ):
+            r.diags.warning("unsupported-orb", f"job {job!r} comes from the orb"
+                            f" {job.split('/', 1)[0]!r}, which is not expanded yet; it becomes a"
+                            " placeholder that fails, naming the orb", span)
+            placeholders.setdefault(job, ir.Job(
+                name=job, executor=ir.Executor(kind=ir.ExecutorKind.NONE),
+                steps=(ir.Unsupported(name=job, reason=f"orb job {job!r} is not expanded yet;"
+                                      " supply the orb's source to compile it", span=span),),
+                span=span))
+        elif kind is ir.NodeKind.JOB and job not in job_names:
             r.diags.error("unknown-job", f"workflow {name!r} uses job {job!r}, which is not"
                           " defined under `jobs`", span)
             continue
@@ -517,12 +557,16 @@ def parse_config(text: str, path: str, diags: Diagnostics) -> ir.Pipeline:
         if version == "2.0" and "version" not in wf_map:
             diags.warning("workflows-version", "CircleCI 2.0 expects `version: 2` inside"
                           " `workflows`", wf_map.span)
+        orbs = root.get("orbs")
+        orb_names = set(orbs.keys()) if isinstance(orbs, YMap) else set()
+        placeholders: dict[str, ir.Job] = {}
         for k, v in wf_map.pairs:
             if k.as_str() == "version":
                 continue
-            wf = _workflow(r, k.as_str(), v, job_names)
+            wf = _workflow(r, k.as_str(), v, job_names, orb_names, placeholders)
             if wf is not None:
                 workflows.append(wf)
+        jobs.extend(placeholders.values())
     elif "build" in job_names:
         # No workflows: CircleCI runs the job named `build` on its own (semantics §0).
         build = next(j for j in jobs if j.name == "build")

@@ -252,10 +252,45 @@ class _Builder:
         return YMap(tuple(pairs), _span(self.path, node))
 
 
+def _lenient_fixes(text: str) -> tuple[str, list[tuple[int, int, str]]]:
+    """Rewrite what libyaml refuses but CircleCI's parser accepts, recording each change.
+
+    - a tab in the indentation of a comment-only line (expanded to 8-column tab stops);
+    - an indented first line followed by top-level keys at column 0 (dedented).
+    Only used after a parse error, so valid YAML is never rewritten.
+    """
+    lines = text.split("\n")
+    fixes: list[tuple[int, int, str]] = []
+    for i, line in enumerate(lines):
+        stripped = line.lstrip(" \t")
+        if stripped.startswith("#") and "\t" in line[: len(line) - len(stripped)]:
+            lines[i] = line[: len(line) - len(stripped)].expandtabs(8) + stripped
+            fixes.append((i + 1, 1, "a tab in the indentation of a comment line"))
+    content = [i for i, ln in enumerate(lines) if ln.strip() and not ln.lstrip().startswith("#")]
+    if len(content) > 1:
+        first, second = content[0], content[1]
+        if lines[first][:1] == " " and lines[second][:1] not in (" ", "\t", "-"):
+            lines[first] = lines[first].lstrip(" ")
+            fixes.append((first + 1, 1, "an indented first line"))
+    return "\n".join(lines), fixes
+
+
 def load_yaml(text: str, path: str, diags: Diagnostics) -> YNode | None:
     """Parse one YAML document. Records diagnostics and raises ConfigError on fatal errors."""
     try:
-        root = _compose(text)
+        try:
+            root = _compose(text)
+        except yaml.MarkedYAMLError:
+            fixed, fixes = _lenient_fixes(text)
+            if not fixes:
+                raise
+            try:
+                root = _compose(fixed)
+            except yaml.MarkedYAMLError:
+                root = _compose(text)  # report the error of the original text
+            for line, col, what in fixes:
+                diags.warning("yaml-lenient", f"accepted {what}, as CircleCI does (strict YAML"
+                              " parsers refuse it)", Span(path, line, col))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         span = Span(path, mark.line + 1, mark.column + 1) if mark else Span(path, 1, 1)
