@@ -101,9 +101,22 @@ class AttachWorkspace:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KeyPart:
+    """One piece of a cache-key template: literal `text`, or a value computed at run time.
+
+    kind: text | checksum (value = file) | branch | revision | build_num | checkout_key |
+    env (value = variable name) | epoch | arch.
+    """
+
+    kind: str
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SaveCache:
     key: str
     paths: tuple[str, ...]
+    key_parts: tuple[KeyPart, ...] = ()
     name: str | None = None
     when: StepWhen = StepWhen.ON_SUCCESS
     span: Span | None = _span()
@@ -112,6 +125,7 @@ class SaveCache:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RestoreCache:
     keys: tuple[str, ...]
+    key_parts: tuple[tuple[KeyPart, ...], ...] = ()
     name: str | None = None
     span: Span | None = _span()
 

@@ -31,12 +31,15 @@ from cicompile.targets.base import (
     sh_quote,
     unique_ids,
 )
+from cicompile.targets.cachekey import CHECKSUM_FUNCTION, cache_key_lines, needs_checksum
 from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, bash_condition
 from cicompile.targets.yamldump import dump_yaml
 
 CHECKOUT = "actions/checkout@v5"
 UPLOAD = "actions/upload-artifact@v7"
 DOWNLOAD = "actions/download-artifact@v8"
+CACHE_RESTORE = "actions/cache/restore@v5"
+CACHE_SAVE = "actions/cache/save@v5"
 GATE = "circleci-gate"
 PROJECT = "~/project"
 WS_DIR = "cicompile-workspace"
@@ -82,6 +85,18 @@ def _shell_path(path: str) -> str:
     if not path.startswith(("/", "~")):
         path = "~/" + path
     return path_quote(literal(path))
+
+
+def _cache_path(wd: str, path: str) -> str:
+    """A cache path for actions/cache (relative = under the workspace; `~` is expanded)."""
+    full = join_circleci_path(wd, path)
+    if full in (PROJECT, PROJECT + "/"):
+        return "."
+    if full.startswith(PROJECT + "/"):
+        return literal(full[len(PROJECT) + 1 :])
+    if not full.startswith(("/", "~")):
+        full = "~/" + full
+    return literal(full)
 
 
 def _shell_for(step_shell: str | None, job_shell: str | None) -> str | None:
@@ -343,14 +358,7 @@ class _JobEmitter:
                     }
                 ]
             case ir.SaveCache() | ir.RestoreCache():
-                kind = "save_cache" if isinstance(step, ir.SaveCache) else "restore_cache"
-                self.ctx.diags.warning(
-                    "unsupported-step",
-                    f"`{kind}` is not translated for GitHub yet; the job runs without the cache",
-                    step.span,
-                )
-                return [{"name": f"{kind} (not translated)", "run": f"echo 'cicompile: {kind}"
-                         " is not translated yet; continuing without the cache'"}]
+                return self.cache(job, step)
             case ir.Unsupported():
                 if step.name in ("setup_remote_docker", "add_ssh_keys"):
                     return [{"name": step.name, "run": f"echo {sh_quote(literal(step.reason))}"}]
@@ -358,6 +366,65 @@ class _JobEmitter:
                 return [{"name": f"{literal(step.name)} (placeholder)",
                          "run": f"echo {msg} >&2\nexit 1"}]
         raise AssertionError(step)
+
+    def cache(self, job: ir.Job, step: ir.SaveCache | ir.RestoreCache) -> list[dict[str, Any]]:
+        sid = f"cache-{job.steps.index(step)}"
+        keys = [step.key_parts] if isinstance(step, ir.SaveCache) else list(step.key_parts)
+        keys_text = [step.key] if isinstance(step, ir.SaveCache) else list(step.keys)
+        lines = [CHECKSUM_FUNCTION] if needs_checksum(keys) else []
+        lines += [literal(line) for line in cache_key_lines(keys)]
+        lines.append("{")
+        lines += [f'  echo "key{i}=$key{i}"' for i in range(len(keys))]
+        lines.append('} >> "$GITHUB_OUTPUT"')
+        dir_keys, prefix = self.dir_keys(job.working_directory)
+        compute: dict[str, Any] = {"name": f"Compute cache key ({literal(keys_text[0])})",
+                                   "id": sid, **dir_keys, "run": prefix + "\n".join(lines)}
+        if isinstance(step, ir.SaveCache):
+            paths = [_cache_path(job.working_directory, p) for p in step.paths]
+            save: dict[str, Any] = {"name": literal(step.name or "Saving Cache")}
+            cond = {ir.StepWhen.ALWAYS: "${{ !cancelled() }}",
+                    ir.StepWhen.ON_FAIL: "${{ failure() }}"}.get(step.when)
+            if cond:
+                compute = {"if": cond, **compute}
+                save["if"] = cond
+            save["uses"] = CACHE_SAVE
+            save["with"] = {"path": "\n".join(paths),
+                            "key": f"${{{{ steps.{sid}.outputs.key0 }}}}"}
+            return [compute, save]
+        paths = self.restore_paths(step)
+        if paths is None:
+            self.ctx.diags.warning(
+                "cache-paths-unknown",
+                "no `save_cache` in this config matches these keys, so the cache paths are"
+                " unknown; GitHub needs them to restore: the step is skipped", step.span)
+            return [{"name": "restore_cache (paths unknown)",
+                     "run": "echo 'cicompile: no matching save_cache; nothing restored'"}]
+        restore: dict[str, Any] = {
+            "name": literal(step.name or "Restoring Cache"),
+            "uses": CACHE_RESTORE,
+            "with": {"path": "\n".join(paths), "key": f"${{{{ steps.{sid}.outputs.key0 }}}}"},
+        }
+        if len(keys) > 1:
+            restore["with"]["restore-keys"] = "\n".join(
+                f"${{{{ steps.{sid}.outputs.key{i} }}}}" for i in range(1, len(keys))
+            )
+        return [compute, restore]
+
+    def restore_paths(self, step: ir.RestoreCache) -> list[str] | None:
+        """Paths of the save_cache whose key the restore's candidates are prefixes of.
+
+        GitHub derives a cache's version from its paths, so a restore must name exactly the
+        paths the save used; CircleCI restores to the saved absolute paths by itself.
+        """
+        prefixes = [k.split("{{")[0] for k in step.keys]
+        for job in self.pipeline.jobs:
+            for s in job.steps:
+                if isinstance(s, ir.SaveCache) and any(
+                    s.key == k or (p and s.key.startswith(p)) for k, p in zip(step.keys, prefixes,
+                                                                               strict=True)
+                ):
+                    return [_cache_path(job.working_directory, p) for p in s.paths]
+        return None
 
     def attach(self, job: ir.Job, step: ir.AttachWorkspace) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -241,4 +241,62 @@ class WorkflowRunner:
             dest = dest if dest.is_absolute() else ws / dest
             _copy_into(store, dest)
             return True, {}, f"downloaded {with_['name']}"
+        if name in ("actions/cache/save", "actions/cache/restore"):
+            return self.cache_action(name.rsplit("/", 1)[1], with_, ws)
         return False, {}, f"action {uses} is not emulated"
+
+    def cache_action(self, op: str, with_: dict[str, str],
+                     ws: Path) -> tuple[bool, dict[str, str], str]:
+        """GitHub's cache: immutable keys; restore tries `key` exactly, then as a prefix, then
+        each restore key as a prefix, newest first; the path list is part of the version."""
+        store = self.workdir / "cache"
+        store.mkdir(exist_ok=True)
+        paths = [p for p in with_["path"].splitlines() if p.strip()]
+        home = ws.parent / "home"
+
+        def resolve(p: str) -> Path:
+            if p.startswith("~/"):
+                return home / p[2:]
+            return Path(p) if p.startswith("/") else ws / p
+
+        entries = sorted(store.glob("*/meta.json"), key=lambda m: -m.stat().st_mtime_ns)
+        metas = [(m.parent, json.loads(m.read_text())) for m in entries]
+        if op == "save":
+            key = with_["key"]
+            if any(meta["key"] == key for _, meta in metas):
+                return True, {}, f"cache {key} already exists; not saved"
+            entry = store / f"{len(metas):04d}"
+            for i, p in enumerate(paths):
+                if resolve(p).exists():
+                    _copy_into(resolve(p), entry / str(i))
+            entry.mkdir(parents=True, exist_ok=True)
+            (entry / "meta.json").write_text(json.dumps({"key": key, "paths": paths}))
+            return True, {}, f"saved cache {key}"
+        candidates = [p for p in with_.get("restore-keys", "").splitlines() if p.strip()]
+        hit = None
+        for meta_dir, meta in metas:
+            if meta["key"] == with_["key"] and meta["paths"] == paths:
+                hit = (meta_dir, meta)
+        for prefix in [with_["key"], *candidates]:
+            if hit:
+                break
+            for meta_dir, meta in metas:  # newest first
+                if meta["key"].startswith(prefix) and meta["paths"] == paths:
+                    hit = (meta_dir, meta)
+                    break
+        if not hit:
+            return True, {}, "cache miss"
+        for i, p in enumerate(paths):
+            saved = hit[0] / str(i)
+            if saved.exists():
+                dest = resolve(p)
+                if dest.exists() and dest.is_dir():
+                    shutil.copytree(saved, dest, dirs_exist_ok=True)
+                else:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    target = saved / Path(p).name if (saved / Path(p).name).is_file() else saved
+                    if target.is_dir():
+                        shutil.copytree(target, dest, dirs_exist_ok=True)
+                    else:
+                        shutil.copy2(target, dest)
+        return True, {}, f"restored cache {hit[1]['key']}"

@@ -157,3 +157,53 @@ def test_failure_stops_dependents_only(runner: WorkflowRunner, tmp_path: Path) -
     assert "cleanup after failure" in res["broken"].log and "always runs" in res["broken"].log
     assert "never printed" not in res["broken"].log
     assert res["after"].result == "skipped"
+
+
+CACHES = """
+version: 2
+jobs:
+  seed:
+    steps:
+      - checkout
+      - run: mkdir -p deps && echo from-seed > deps/marker
+      - save_cache:
+          key: v1-deps-{{ .Branch }}-{{ checksum "README" }}
+          paths: [deps]
+  exact:
+    steps:
+      - checkout
+      - restore_cache:
+          keys: ['v1-deps-{{ .Branch }}-{{ checksum "README" }}', v1-deps-]
+      - run: test "$(cat deps/marker)" = from-seed
+  fallback:
+    steps:
+      - checkout
+      - run: echo changed > README
+      - restore_cache:
+          keys: ['v1-deps-{{ .Branch }}-{{ checksum "README" }}', 'v1-deps-{{ .Branch }}-']
+      - run: test "$(cat deps/marker)" = from-seed
+  miss:
+    steps:
+      - restore_cache:
+          key: v2-other-
+      - run: test ! -e deps
+workflows:
+  version: 2
+  caches:
+    jobs:
+      - seed
+      - exact: {requires: [seed]}
+      - fallback: {requires: [seed]}
+      - miss: {requires: [seed]}
+"""
+
+
+def test_cache_saved_then_restored_with_prefix_fallback(runner: WorkflowRunner,
+                                                         tmp_path: Path) -> None:
+    result = compile_config(CACHES, "github")
+    assert any(d.code == "cache-paths-unknown" for d in result.diagnostics)
+    files = _compile(CACHES, tmp_path)
+    res = runner.run(files["caches"], "branch", "main")
+    for job in ("seed", "exact", "fallback", "miss"):
+        assert res[job].result == "success", (job, res[job].log)
+    assert "restored cache v1-deps-main-" in res["fallback"].log

@@ -11,6 +11,7 @@ import re
 from cicompile import ir
 from cicompile.conditions import Pattern
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
+from cicompile.frontend.cache_key import parse_cache_key
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq, load_yaml
 
 TOP_LEVEL_KEYS = {"version", "jobs", "workflows", "orbs", "commands", "executors",
@@ -347,13 +348,19 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
         if cache_key is None or paths is None:
             return None
         return ir.SaveCache(key=cache_key, paths=paths, name=r.string(m.get("name"), "`name`"),
+                            key_parts=parse_cache_key(cache_key, span, r.diags),
                             when=_when(r, m.get("when")), span=span)
     if name == "restore_cache" and m is not None:
         keys = r.strings(m.get("keys"), "`keys`") or r.strings(m.get("key"), "`key`")
         if not keys:
             r.diags.error("missing-key", "`restore_cache` needs `key` or `keys`", span)
             return None
-        return ir.RestoreCache(keys=keys, name=r.string(m.get("name"), "`name`"), span=span)
+        if m.get("key") is not None and m.get("keys") is not None:
+            first = r.strings(m.get("key"), "`key`") or ()
+            keys = tuple(dict.fromkeys(first + keys))  # `key` is tried before `keys`
+        return ir.RestoreCache(keys=keys, name=r.string(m.get("name"), "`name`"),
+                               key_parts=tuple(parse_cache_key(k, span, r.diags) for k in keys),
+                               span=span)
     if name == "store_artifacts" and m is not None:
         path = r.string(r.required(m, "path", "`store_artifacts`"), "`path`")
         if path is None:

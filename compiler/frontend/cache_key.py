@@ -1,0 +1,72 @@
+"""Parsing CircleCI cache-key templates (`v1-{{ checksum "lock" }}-{{ .Branch }}`) into IR parts."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from lark import Lark, Token, Transformer, UnexpectedInput
+
+from cicompile import ir
+from cicompile.diagnostics import Diagnostics, Span
+
+_FIELDS = {
+    ("Branch",): ir.KeyPart(kind="branch"),
+    ("Revision",): ir.KeyPart(kind="revision"),
+    ("BuildNum",): ir.KeyPart(kind="build_num"),
+    ("CheckoutKey",): ir.KeyPart(kind="checkout_key"),
+}
+
+
+@cache
+def _parser() -> Lark:
+    return Lark.open_from_package("cicompile.frontend", "cache_key.lark", parser="lalr")
+
+
+class _ToParts(Transformer[Token, list[ir.KeyPart]]):
+    def start(self, items: list[object]) -> list[ir.KeyPart]:
+        out: list[ir.KeyPart] = []
+        for it in items:
+            part = ir.KeyPart(kind="text", value=str(it)) if isinstance(it, Token) else it
+            assert isinstance(part, ir.KeyPart)
+            if part.kind == "text" and out and out[-1].kind == "text":
+                out[-1] = ir.KeyPart(kind="text", value=out[-1].value + part.value)
+            else:
+                out.append(part)
+        return out
+
+    def placeholder(self, items: list[ir.KeyPart]) -> ir.KeyPart:
+        return items[0]
+
+    def checksum(self, items: list[Token]) -> ir.KeyPart:
+        return ir.KeyPart(kind="checksum", value=str(items[0])[1:-1])
+
+    def epoch(self, _: list[Token]) -> ir.KeyPart:
+        return ir.KeyPart(kind="epoch")
+
+    def arch(self, _: list[Token]) -> ir.KeyPart:
+        return ir.KeyPart(kind="arch")
+
+    def field(self, items: list[Token]) -> ir.KeyPart:
+        names = tuple(str(t) for t in items)
+        if names in _FIELDS:
+            return _FIELDS[names]
+        if len(names) == 2 and names[0] == "Environment":
+            return ir.KeyPart(kind="env", value=names[1])
+        raise ValueError("." + ".".join(names))
+
+
+def parse_cache_key(text: str, span: Span | None, diags: Diagnostics) -> tuple[ir.KeyPart, ...]:
+    """The template's parts; on a bad template, an `invalid-cache-key` error and no parts."""
+    try:
+        tree = _parser().parse(text)
+        return tuple(_ToParts().transform(tree))
+    except UnexpectedInput as exc:
+        col = getattr(exc, "column", 1)
+        diags.error("invalid-cache-key", f"cannot read cache key template {text!r} at column"
+                    f" {col}", span)
+    except Exception as exc:  # lark wraps transformer errors in VisitError
+        inner = getattr(exc, "orig_exc", exc)
+        diags.error("invalid-cache-key", f"unknown cache key template value {{{{ {inner} }}}}"
+                    f" in {text!r}; known: .Branch, .Revision, .BuildNum, .CheckoutKey,"
+                    " .Environment.NAME, checksum \"file\", epoch, arch", span)
+    return ()

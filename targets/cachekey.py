@@ -1,0 +1,65 @@
+"""Computing CircleCI cache keys at run time in bash (shared by every target).
+
+CircleCI evaluates key templates when the step runs (semantics §4), so every target computes
+them in a shell step. `checksum` is the SHA-256 of the file in hex (CircleCI prints base64,
+which has `/` and `+`, invalid in some targets' keys); only equality between save and restore
+matters, and both use this same function.
+"""
+
+from __future__ import annotations
+
+from cicompile import ir
+from cicompile.targets.base import path_quote
+
+CHECKSUM_FUNCTION = 'cc_checksum() { sha256sum < "$1" | cut -c1-64; }'
+
+_VARS = {
+    "branch": "${CIRCLE_BRANCH:-}",
+    "revision": "${CIRCLE_SHA1:-}",
+    "build_num": "${CIRCLE_BUILD_NUM:-}",
+    "checkout_key": "",
+}
+
+
+def _dq(text: str) -> str:
+    """Text made safe inside a bash double-quoted string."""
+    for c in ("\\", '"', "$", "`"):
+        text = text.replace(c, "\\" + c)
+    return text
+
+
+def cache_key_lines(keys: list[tuple[ir.KeyPart, ...]], prefix: str = "key") -> list[str]:
+    """Bash lines that set `${prefix}0`, `${prefix}1`, … to the evaluated templates.
+
+    Command substitutions get their own assignments first, so `set -e` stops the step when a
+    checksum file is missing (as CircleCI fails the step).
+    """
+    lines: list[str] = []
+    computed: dict[tuple[str, str], str] = {}
+    for i, parts in enumerate(keys):
+        word = []
+        for part in parts:
+            if part.kind == "text":
+                word.append(_dq(part.value))
+            elif part.kind in _VARS:
+                word.append(_VARS[part.kind])
+            elif part.kind == "env":
+                word.append("${" + part.value + ":-}")
+            else:
+                ident = (part.kind, part.value)
+                if ident not in computed:
+                    var = f"cc_{part.kind}{len(computed)}"
+                    computed[ident] = var
+                    if part.kind == "checksum":
+                        lines.append(f"{var}=$(cc_checksum {path_quote(part.value)})")
+                    elif part.kind == "epoch":
+                        lines.append(f"{var}=$(date +%s)")
+                    else:  # arch
+                        lines.append(f"{var}=\"$(uname -s | tr '[:upper:]' '[:lower:]')-$(uname -m)\"")
+                word.append("${" + computed[ident] + "}")
+        lines.append(f'{prefix}{i}="{"".join(word)}"')
+    return lines
+
+
+def needs_checksum(keys: list[tuple[ir.KeyPart, ...]]) -> bool:
+    return any(p.kind == "checksum" for parts in keys for p in parts)
