@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 class Result:
     files: dict[str, str] = field(default_factory=dict)  # relative output path → text
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    report: str = ""  # the Markdown migration report
 
     @property
     def ok(self) -> bool:
@@ -48,4 +49,6 @@ def compile_config(text: str, target: str, *, path: str = "config.yml") -> Resul
         return Result({}, diags.sorted())
     if diags.has_errors:
         return Result({}, diags.sorted())
-    return Result(files, diags.sorted())
+    from cicompile.targets.report import render_report
+
+    return Result(files, diags.sorted(), render_report(pipeline, target, diags.sorted()))

@@ -19,6 +19,7 @@ Examples:
   cicompile --target gitlab -o . .circleci/config.yml     # writes ./.gitlab-ci.yml
   cicompile --target make -o out .circleci/config.yml     # writes out/Makefile
   cicompile --target shell -o . .circleci/config.yml && bash ci.sh
+  cicompile --target github -o . --report MIGRATION.md .circleci/config.yml
 
 \b
 Exit status: 0 compiled; 1 the config has errors (nothing is written);
@@ -58,8 +59,12 @@ def _render(diags: list[Diagnostic], fmt: str) -> str:
               help="Write files under this directory instead of printing them.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="How diagnostics are printed on stderr.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a Markdown migration report (manual tasks, secrets, approximations).")
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-def main(target: str, output_dir: Path | None, fmt: str, config: Path) -> None:
+def main(
+    target: str, output_dir: Path | None, fmt: str, report_path: Path | None, config: Path
+) -> None:
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
     if str(config) == "-":
         text, shown = sys.stdin.read(), "<stdin>"
@@ -81,6 +86,8 @@ def main(target: str, output_dir: Path | None, fmt: str, config: Path) -> None:
         click.echo(_render(result.diagnostics, fmt), err=True, nl=False)
     if not result.ok:
         sys.exit(1)
+    if report_path is not None:
+        _write_atomically(report_path, result.report)
     if output_dir is not None:
         for rel, content in sorted(result.files.items()):
             mode = 0o755 if rel.endswith(".sh") else None

@@ -519,7 +519,10 @@ class GitHubTarget(Target):
         }
         header = GENERATED_NOTICE.format(source=pipeline.source.rsplit("/", 1)[-1])
         header += f"\nCircleCI workflow: {wf.name}"
-        return dump_yaml(doc, header=literal(header))
+        text = dump_yaml(doc, header=literal(header))
+        # PyYAML quotes the key because YAML 1.1 reads `on` as a boolean; GitHub's parser reads
+        # YAML 1.2 and its docs write it bare, so match them.
+        return text.replace("\n'on':\n", "\non:\n", 1)
 
 
 __all__ = ["GitHubTarget", "TRUE"]

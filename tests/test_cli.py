@@ -102,3 +102,37 @@ def test_deterministic_across_hash_seeds(target: str) -> None:
         assert r.returncode == 0, r.stderr
         outs.add(r.stdout)
     assert len(outs) == 1
+
+
+REPORT_CONFIG = """version: 2
+jobs:
+  deploy:
+    docker: [{image: cimg/base:stable}]
+    environment: {REGION: eu}
+    steps:
+      - run: |
+          for f in a b; do echo "$f"; done
+          TOKEN_FILE=/tmp/t
+          aws s3 cp dist "s3://$BUCKET/$REGION" --profile "${AWS_PROFILE}" > "$TOKEN_FILE"
+workflows:
+  version: 2
+  w:
+    jobs:
+      - hold: {type: approval}
+      - deploy: {requires: [hold], context: [aws-prod]}
+"""
+
+
+def test_migration_report(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.yml"
+    cfg.write_text(REPORT_CONFIG)
+    report = tmp_path / "MIGRATION.md"
+    r = cli("--target", "github", "--report", str(report), str(cfg))
+    assert r.returncode == 0, r.stderr
+    text = report.read_text()
+    assert "GitHub environment 'hold'" in text and "| 15:9 |" in text
+    assert "uses CircleCI context 'aws-prod'" in text
+    assert "| `AWS_PROFILE` | deploy | aws-prod |" in text
+    assert "| `BUCKET` | deploy | aws-prod |" in text
+    for defined in ("`REGION`", "`TOKEN_FILE`", "`f`"):
+        assert defined not in text

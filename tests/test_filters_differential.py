@@ -77,7 +77,7 @@ def _gate_results(config_text: str) -> dict[tuple[str, str], set[str]]:
     doc = yaml.safe_load(workflow_text)
     jobs = [j for j in doc["jobs"] if j != "circleci-gate"]
     gate = doc["jobs"].get("circleci-gate")
-    push = doc["on"]["push"]
+    push = (doc.get("on") or doc[True])["push"]  # PyYAML (YAML 1.1) reads bare `on` as True
     if gate is None:
         # No gate: every job runs on every branch push, and the workflow has no tag trigger.
         assert "tags" not in push

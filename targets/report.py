@@ -1,0 +1,118 @@
+"""The migration report: what a user must still do by hand after compiling, with positions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import jinja2
+
+from cicompile import ir
+from cicompile.diagnostics import Diagnostic, Severity
+
+BUILTIN_VARS = {
+    "CI", "CIRCLECI", "HOME", "PATH", "PWD", "OLDPWD", "USER", "SHELL", "BASH_ENV", "TERM",
+    "HOSTNAME", "LANG", "RANDOM", "SECONDS", "LINENO", "IFS", "UID", "EUID", "PPID", "OSTYPE",
+    "BASH_SOURCE", "BASH_VERSION", "FUNCNAME", "PIPESTATUS", "REPLY", "OPTARG", "OPTIND",
+}
+SECRET_KIND = {
+    "github": "repository or environment secrets (`secrets.NAME`), exposed to the jobs as env",
+    "gitlab": "CI/CD variables (masked and protected where they are secrets)",
+    "make": "environment variables in the shell that runs make",
+    "shell": "environment variables in the shell that runs the script",
+}
+_VAR_USE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_VAR_SET = re.compile(r"(?:^|[\s;&|(])(?:export\s+|local\s+|readonly\s+|declare\s+(?:-\w+\s+)?)?"
+                      r"([A-Za-z_][A-Za-z0-9_]*)=")
+_LOOP_VAR = re.compile(r"\b(?:for|read(?:\s+-\w+)*)\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+@dataclass(frozen=True)
+class Row:
+    where: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Secret:
+    name: str
+    jobs: list[str]
+    contexts: list[str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    where: str
+    severity: str
+    code: str
+    message: str
+
+
+def _where(span: object) -> str:
+    return f"{span.line}:{span.col}" if span is not None else "—"  # type: ignore[attr-defined]
+
+
+def undefined_variables(job: ir.Job) -> set[str]:
+    """Variables a job's commands read that neither the config nor the scripts define."""
+    defined = {k for k, _ in job.environment}
+    for img in job.executor.images:
+        defined |= {k for k, _ in img.environment}
+    used: set[str] = set()
+    for step in job.steps:
+        if isinstance(step, ir.Run):
+            defined |= {k for k, _ in step.environment}
+            defined |= set(_VAR_SET.findall(step.command)) | set(_LOOP_VAR.findall(step.command))
+            used |= set(_VAR_USE.findall(step.command))
+    return {
+        v for v in used - defined
+        if v not in BUILTIN_VARS and not v.startswith(("CIRCLE_", "GITHUB_", "CI_", "RUNNER_"))
+    }
+
+
+def _secrets(pipeline: ir.Pipeline) -> list[Secret]:
+    users: dict[str, set[str]] = {}
+    contexts: dict[str, set[str]] = {}
+    for wf in pipeline.workflows:
+        for node in wf.nodes:
+            if node.job is None:
+                continue
+            for var in undefined_variables(pipeline.job(node.job)):
+                users.setdefault(var, set()).add(node.name)
+                contexts.setdefault(var, set()).update(node.context)
+    return [Secret(v, sorted(users[v]), sorted(contexts[v])) for v in sorted(users)]
+
+
+def render_report(pipeline: ir.Pipeline, target: str, diagnostics: list[Diagnostic]) -> str:
+    tasks: list[Row] = []
+    findings: list[Finding] = []
+    for d in diagnostics:
+        where = _where(d.span)
+        if d.code == "approval-environment":
+            tasks.append(Row(where, d.message))
+        elif d.severity in (Severity.WARNING, Severity.ERROR):
+            findings.append(Finding(where, str(d.severity), d.code, d.message.replace("|", "\\|")))
+    for wf in pipeline.workflows:
+        for node in wf.nodes:
+            if node.kind is ir.NodeKind.APPROVAL and target == "gitlab":
+                tasks.append(Row(_where(node.span), f"approval {node.name!r} is a manual job:"
+                                 " protect it (protected environment) to choose who may run it"))
+            for ctx in node.context:
+                tasks.append(Row(_where(node.span), f"{node.name!r} uses CircleCI context"
+                                 f" {ctx!r}: create its variables ({SECRET_KIND[target]})"))
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("cicompile.targets", "templates"),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,
+        lstrip_blocks=True, autoescape=False,
+    )
+    return env.get_template("report.md.j2").render(
+        source=pipeline.source.rsplit("/", 1)[-1],
+        target=target,
+        workflows=pipeline.workflows,
+        jobs=sum(1 for wf in pipeline.workflows for n in wf.nodes if n.kind is ir.NodeKind.JOB),
+        approvals=sum(1 for wf in pipeline.workflows for n in wf.nodes
+                      if n.kind is ir.NodeKind.APPROVAL),
+        tasks=tasks,
+        secrets=_secrets(pipeline),
+        secret_kind=SECRET_KIND[target],
+        findings=findings,
+    )
