@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import tempfile
@@ -20,9 +21,10 @@ Examples:
   cicompile --target make -o out .circleci/config.yml     # writes out/Makefile
   cicompile --target shell -o . .circleci/config.yml && bash ci.sh
   cicompile --target github -o . --report MIGRATION.md .circleci/config.yml
+  cicompile --target github -o . --check .circleci/config.yml   # CI: is the output current?
 
 \b
-Exit status: 0 compiled; 1 the config has errors (nothing is written);
+Exit status: 0 compiled; 1 the config has errors (nothing is written), or --check\nfound differences;
 2 usage error; 3 internal error (a bug: please report it).
 Diagnostics go to stderr as `path:line:col: severity: message [code]`.
 """
@@ -43,6 +45,28 @@ def _write_atomically(path: Path, text: str, mode: int | None = None) -> None:
         raise
 
 
+def _diff_against(output_dir: Path, files: dict[str, str]) -> bool:
+    """Print a unified diff of each file under output_dir against what would be generated."""
+    changed = False
+    for rel, new in sorted(files.items()):
+        path = output_dir / rel
+        try:
+            old = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            old = None
+        if old == new:
+            continue
+        changed = True
+        diff = difflib.unified_diff(
+            (old or "").splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            str(path) if old is not None else "/dev/null",
+            str(path),
+        )
+        click.echo("".join(diff), nl=False)
+    return changed
+
+
 def _render(diags: list[Diagnostic], fmt: str) -> str:
     if fmt == "json":
         return render_json(diags)
@@ -59,13 +83,26 @@ def _render(diags: list[Diagnostic], fmt: str) -> str:
               help="Write files under this directory instead of printing them.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="How diagnostics are printed on stderr.")
+@click.option("--check", is_flag=True,
+              help="With -o: exit 1 and print a diff when the files there are not what would be"
+              " generated. Writes nothing.")
+@click.option("--diff", "show_diff", is_flag=True,
+              help="With -o: print what would change there, without writing or failing.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown migration report (manual tasks, secrets, approximations).")
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 def main(
-    target: str, output_dir: Path | None, fmt: str, report_path: Path | None, config: Path
+    target: str,
+    output_dir: Path | None,
+    fmt: str,
+    check: bool,
+    show_diff: bool,
+    report_path: Path | None,
+    config: Path,
 ) -> None:
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
+    if (check or show_diff) and output_dir is None:
+        raise click.UsageError("--check and --diff compare with the files under -o DIR")
     if str(config) == "-":
         text, shown = sys.stdin.read(), "<stdin>"
     else:
@@ -86,6 +123,11 @@ def main(
         click.echo(_render(result.diagnostics, fmt), err=True, nl=False)
     if not result.ok:
         sys.exit(1)
+    if output_dir is not None and (check or show_diff):
+        changed = _diff_against(output_dir, result.files)
+        if check and changed:
+            sys.exit(1)
+        return
     if report_path is not None:
         _write_atomically(report_path, result.report)
     if output_dir is not None:

@@ -136,3 +136,18 @@ def test_migration_report(tmp_path: Path) -> None:
     assert "| `BUCKET` | deploy | aws-prod |" in text
     for defined in ("`REGION`", "`TOKEN_FILE`", "`f`"):
         assert defined not in text
+
+
+def test_check_and_diff(tmp_path: Path) -> None:
+    r = cli("--target", "github", "-o", str(tmp_path), "--check", str(SEED))
+    assert r.returncode == 1 and "+++ " in r.stdout and not any(tmp_path.iterdir())
+    assert cli("--target", "github", "-o", str(tmp_path), str(SEED)).returncode == 0
+    r = cli("--target", "github", "-o", str(tmp_path), "--check", str(SEED))
+    assert r.returncode == 0 and r.stdout == ""
+    wf = tmp_path / ".github/workflows/btd.yml"
+    wf.write_text(wf.read_text().replace("name: flow", "name: edited"))
+    r = cli("--target", "github", "-o", str(tmp_path), "--diff", str(SEED))
+    assert r.returncode == 0 and "-    name: edited" in r.stdout and "+    name: flow" in r.stdout
+    assert "edited" in wf.read_text()  # --diff writes nothing
+    assert cli("--target", "github", "-o", str(tmp_path), "--check", str(SEED)).returncode == 1
+    assert cli("--target", "github", "--check", str(SEED)).returncode == 2
