@@ -55,12 +55,15 @@ def sh_quote(s: str) -> str:
 
 def glob_quote(path: str) -> str:
     """Shell-quote a path but leave the glob characters `*`, `?` and `[...]` active."""
-    parts = re.split(r"(\*|\?|\[[^\]]*\])", path)
+    # A `[...]` class stays active only when its body is made of characters that are inert
+    # in the shell; any other bracket text (quotes, `$(`, spaces...) is quoted as literal text.
+    glob = r"\*|\?|\[[A-Za-z0-9_.,:@%+!^-]+\]"
+    parts = re.split(f"({glob})", path)
     out = []
     for part in parts:
         if not part:
             continue
-        if part in ("*", "?") or (part.startswith("[") and part.endswith("]")):
+        if re.fullmatch(glob, part):
             out.append(part)
         else:
             out.append(shlex.quote(part))

@@ -1,0 +1,370 @@
+"""The bash shared by the make and shell targets: one runtime, one script per workflow node.
+
+Both targets run a whole CircleCI pipeline on the host (semantics §9.3). They differ only in
+who schedules the nodes (make's prerequisites, or the scheduler in ci.sh); everything else is
+the same bash, rendered here from the templates in `templates/`:
+
+- `runtime.sh.j2`: the run directory, ref detection, node decisions (filters, requires,
+  approvals), the step helpers, the scheduler and summary, and the node index;
+- `node.sh.j2`: per node, `cc_exists_KEY` (the node's existence condition) and, for jobs,
+  `cc_job_KEY` (its steps).
+
+Every string from the config is quoted with the `sh` filter, which never produces a
+multi-line word, and a command is a quoted heredoc unless a line of it could not be carried
+by a make `define` block (then it is one `$'...'` word): so the same node text is valid in
+ci.sh and, with `$` doubled, in the Makefile.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from cicompile import ir
+from cicompile.conditions import And, Cond, Match, Not, Or
+from cicompile.targets.base import (
+    EmitContext,
+    glob_quote,
+    heredoc_delimiter,
+    join_circleci_path,
+    unique_ids,
+)
+from cicompile.targets.refmatch import (
+    BASH_REF_FUNCTIONS,
+    bash_condition,
+    unsupported_regex_features,
+)
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+# ---- quoting and the jinja environment -----------------------------------------------------
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_C_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def sh(s: str) -> str:
+    """`shlex.quote`, but one `$'...'` word for text with control characters (never a
+    multi-line word) or a backslash before a quote (`'a\\'` reads as a mistake: SC1003)."""
+    if not _CONTROL.search(s):
+        quoted = shlex.quote(s)
+        if "\\'" not in quoted:
+            return quoted
+    out = []
+    for ch in s.replace("\0", ""):
+        if ch in _C_ESCAPES:
+            out.append(_C_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "$'" + "".join(out) + "'"
+
+
+def glob(path: str) -> str:
+    """A workspace path with its glob characters active (see `glob_quote`)."""
+    quoted = glob_quote(path)
+    return sh(path) if _CONTROL.search(path) or "\\'" in quoted else quoted
+
+
+def make_escape(text: str) -> str:
+    """Text for a make variable body or recipe: `$` is written `$$` (GNU make manual 6.1)."""
+    return text.replace("$", "$$")
+
+
+# A line make would not carry verbatim inside `define ... endef`: a nested `define`/`endef`
+# (make counts them, even indented), or a trailing backslash (make joins the next line).
+MAKE_HAZARD = re.compile(r"^[ \t]*(?:define|endef)(?:[ \t]|$)|\\\r?$", re.M)
+
+
+def make_environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("cicompile.targets", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters.update({"sh": sh, "glob": glob, "make_escape": make_escape})
+    return env
+
+
+ENV = make_environment()
+
+
+# ---- the view model the templates read -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    kind: str  # run | checkout | persist | attach | store | notice | fail
+    when: str  # on_success | on_fail | always
+    title: str
+    command: str = ""
+    inline: bool = False  # pass the command as one word instead of a heredoc
+    delimiter: str = ""
+    options: tuple[tuple[str, str | None], ...] = ()  # cc_run flags (value None: bare flag)
+    path: str = ""  # a CircleCI path (`~` = the job's HOME), resolved at run time
+    index: int = 0
+    paths: tuple[str, ...] = ()
+    layers: tuple[str, ...] = ()
+    dest: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    name: str
+    workdir: str
+    shell: str | None
+    env: tuple[str, ...]  # NAME=VALUE, later ones win
+    steps: tuple[StepView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    key: str  # unique over the pipeline, [A-Za-z0-9_]: bash function names
+    wf_id: str
+    node_id: str  # unique in its workflow, [A-Za-z0-9_-]: directories and make targets
+    wf_name: str
+    name: str
+    kind: str  # job | approval
+    needs: tuple[str, ...]  # keys
+    exists: str  # a bash command list
+    job: JobView | None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowView:
+    id: str
+    name: str
+    nodes: tuple[NodeView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptModel:
+    source: str
+    workflows: tuple[WorkflowView, ...]
+
+    @property
+    def nodes(self) -> tuple[NodeView, ...]:
+        return tuple(n for wf in self.workflows for n in wf.nodes)
+
+
+def _keys(pairs: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Bash-function-safe unique keys for (workflow id, node id) pairs."""
+    out: dict[tuple[str, str], str] = {}
+    used: set[str] = set()
+    for wf_id, node_id in pairs:
+        base = re.sub(r"[^A-Za-z0-9_]", "_", f"{wf_id}__{node_id}")
+        key, i = base, 2
+        while key in used:
+            key = f"{base}_{i}"
+            i += 1
+        used.add(key)
+        out[(wf_id, node_id)] = key
+    return out
+
+
+def _artifact_dest(path: str) -> str:
+    """A relative destination under the node's artifacts directory, never escaping it."""
+    parts = [p for p in path.split("/") if p not in ("", ".", "~")]
+    return "/".join("__" if p == ".." else p for p in parts) or "_"
+
+
+def _patterns(c: Cond) -> list[str]:
+    match c:
+        case Match(_, pattern):
+            return [pattern.text] if pattern.regex else []
+        case Not(atom):
+            return _patterns(atom)
+        case And(items) | Or(items):
+            return [p for i in items for p in _patterns(i)]
+    return []
+
+
+class _Builder:
+    def __init__(self, pipeline: ir.Pipeline, ctx: EmitContext) -> None:
+        self.pipeline = pipeline
+        self.ctx = ctx
+
+    def model(self) -> ScriptModel:
+        wf_ids = unique_ids([wf.name for wf in self.pipeline.workflows])
+        node_ids = {
+            wf.name: unique_ids([n.name for n in wf.nodes]) for wf in self.pipeline.workflows
+        }
+        keys = _keys(
+            [
+                (wf_ids[wf.name], node_ids[wf.name][n.name])
+                for wf in self.pipeline.workflows
+                for n in wf.nodes
+            ]
+        )
+        warned: set[str] = set()
+        workflows = []
+        for wf in self.pipeline.workflows:
+            wid = wf_ids[wf.name]
+            ids = node_ids[wf.name]
+            nodes = []
+            for n in wf.nodes:
+                for regex in _patterns(n.exists):
+                    for what in unsupported_regex_features(regex):
+                        if regex not in warned:
+                            warned.add(regex)
+                            self.ctx.diags.warning(
+                                "unsupported-feature",
+                                f"filter /{regex}/ uses {what}, which bash regexes lack;"
+                                " the make and shell targets may select jobs differently",
+                                n.filters.span or n.span,
+                            )
+                job = self.pipeline.job(n.job) if n.job is not None else None
+                nodes.append(
+                    NodeView(
+                        key=keys[(wid, ids[n.name])],
+                        wf_id=wid,
+                        node_id=ids[n.name],
+                        wf_name=wf.name,
+                        name=n.name,
+                        kind="approval" if n.kind is ir.NodeKind.APPROVAL else "job",
+                        needs=tuple(keys[(wid, ids[d])] for d in n.needs),
+                        exists=bash_condition(n.exists),
+                        job=self.job(job, n, ids) if job is not None else None,
+                    )
+                )
+            workflows.append(WorkflowView(id=wid, name=wf.name, nodes=tuple(nodes)))
+        return ScriptModel(source=self.pipeline.source, workflows=tuple(workflows))
+
+    def job(self, job: ir.Job, node: ir.WorkflowNode, ids: dict[str, str]) -> JobView:
+        env: list[str] = []
+        if job.executor.kind is ir.ExecutorKind.DOCKER and job.executor.images:
+            # The primary image's environment, under the job's (semantics §10.1).
+            env += [f"{k}={v}" for k, v in job.executor.images[0].environment]
+        env += [f"{k}={v}" for k, v in job.environment]
+        layers = tuple(f"{ids[layer.node]}-{layer.index}" for layer in node.layers)
+        steps = tuple(self.step(job, s, layers) for s in job.steps)
+        return JobView(
+            name=job.name,
+            workdir=job.working_directory,
+            shell=job.shell,
+            env=tuple(env),
+            steps=steps,
+        )
+
+    def step(self, job: ir.Job, step: ir.Step, layers: tuple[str, ...]) -> StepView:
+        wd = job.working_directory
+        match step:
+            case ir.Run():
+                options: list[tuple[str, str | None]] = [
+                    ("--dir", join_circleci_path(wd, step.working_directory))
+                ]
+                if step.shell:
+                    options.append(("--shell", step.shell))
+                options += [("--env", f"{k}={v}") for k, v in step.environment]
+                if step.background:
+                    options.append(("--background", None))
+                inline = bool(MAKE_HAZARD.search(step.command) or _CONTROL.search(
+                    step.command.replace("\n", "")
+                ))
+                return StepView(
+                    kind="run",
+                    when=step.when.value,
+                    title=step.name + (" (background)" if step.background else ""),
+                    command=step.command.removesuffix("\n") if not inline else step.command,
+                    inline=inline,
+                    delimiter=heredoc_delimiter(step.command),
+                    options=tuple(options),
+                )
+            case ir.Checkout():
+                return StepView(
+                    kind="checkout",
+                    when="on_success",
+                    title="Checkout code",
+                    path=join_circleci_path(wd, step.path),
+                )
+            case ir.PersistToWorkspace():
+                return StepView(
+                    kind="persist",
+                    when="on_success",
+                    title="Persisting to Workspace",
+                    path=join_circleci_path(wd, step.root),
+                    index=step.layer,
+                    paths=step.paths,
+                )
+            case ir.AttachWorkspace():
+                return StepView(
+                    kind="attach",
+                    when="on_success",
+                    title="Attaching Workspace",
+                    path=join_circleci_path(wd, step.at),
+                    layers=layers,
+                )
+            case ir.StoreArtifacts():
+                return StepView(
+                    kind="store",
+                    when="always",
+                    title="Uploading artifacts",
+                    path=join_circleci_path(wd, step.path),
+                    dest=_artifact_dest(step.destination or step.path),
+                )
+            case ir.StoreTestResults():
+                return StepView(
+                    kind="store",
+                    when="always",
+                    title="Uploading test results",
+                    path=join_circleci_path(wd, step.path),
+                    dest="test-results/" + _artifact_dest(step.path),
+                )
+            case ir.SaveCache() | ir.RestoreCache():
+                what = "save_cache" if isinstance(step, ir.SaveCache) else "restore_cache"
+                self.ctx.diags.warning(
+                    "unsupported-step",
+                    f"`{what}` is not supported by the make and shell targets yet;"
+                    " the step prints a notice and is skipped",
+                    step.span,
+                )
+                default = "Saving Cache" if isinstance(step, ir.SaveCache) else "Restoring Cache"
+                when = step.when.value if isinstance(step, ir.SaveCache) else "on_success"
+                return StepView(
+                    kind="notice",
+                    when=when,
+                    title=step.name or default,
+                    message=f"{what} is not supported when running locally; skipped",
+                )
+            case ir.Unsupported():
+                if step.name in ("setup_remote_docker", "add_ssh_keys"):
+                    return StepView(
+                        kind="notice",
+                        when="on_success",
+                        title=step.name,
+                        message=f"{step.name} has no effect when running locally; skipped",
+                    )
+                return StepView(
+                    kind="fail", when="on_success", title=step.name, message=step.reason
+                )
+        raise AssertionError(step)
+
+
+def build_model(pipeline: ir.Pipeline, ctx: EmitContext) -> ScriptModel:
+    return _Builder(pipeline, ctx).model()
+
+
+# ---- rendering -----------------------------------------------------------------------------
+
+
+def render_runtime(model: ScriptModel) -> str:
+    """The runtime plus the node index (no trailing newline)."""
+    text = ENV.get_template("runtime.sh.j2").render(
+        ref_functions=BASH_REF_FUNCTIONS.rstrip("\n"), workflows=model.workflows
+    )
+    return text.rstrip("\n")
+
+
+def render_node(node: NodeView) -> str:
+    """One node's functions (no trailing newline)."""
+    return ENV.get_template("node.sh.j2").render(node=node).rstrip("\n")
+
+
+def comment_safe(text: str) -> str:
+    """Text for a `#` comment line: one line, no trailing backslash."""
+    return _CONTROL.sub("?", text).rstrip("\\")

@@ -1,0 +1,101 @@
+"""Make target: a `Makefile` that runs the whole pipeline on the host (semantics §9.3).
+
+Design. Make schedules, bash does the work:
+
+- Each workflow node is a phony target `job.<workflow>.<node>` (sanitised ids) whose
+  prerequisites are `cicompile-init` (resets the run directory, records the branch or tag)
+  and the targets of the nodes it needs, so `make -j` runs independent jobs concurrently.
+  `workflow.<workflow>` and `all` (the default goal) depend on node targets and print the
+  summary; a node target itself always succeeds and records the node's status in the run
+  directory, so a failing job does not stop independent ones.
+- No shell text from the runtime or the config is ever a recipe line. Recipe lines are
+  separate shells, and with .ONESHELL make strips leading `@-+` from them, so commands cannot
+  be inlined safely. Instead the shared runtime (`jobscript.py`) and each node's script are
+  `define` blocks with `$` doubled. CICOMPILE_RUNTIME is exported to every recipe; each node
+  target exports its own script as the target-specific CICOMPILE_NODE; every recipe is one
+  line: `$(SHELL) -c "$$CICOMPILE_RUNTIME" cicompile <init|node KEY|summary WF...|clean>`.
+  Passing scripts through the environment writes nothing at parse time, so `make -n` has no
+  side effects, and one environment string stays well under Linux's 128 KiB limit for a
+  node script (the runtime is about 20 KiB).
+- A `define` body must not contain a line make reads as a directive (`define`/`endef`, even
+  indented) nor a line ending in a backslash (make joins it with the next). The node scripts
+  never produce one (`jobscript.MAKE_HAZARD`: such commands become a single `$'...'` word);
+  `emit` checks every body again and fails loudly rather than write a broken Makefile.
+- `make CIRCLE_BRANCH=dev`: command-line variables reach recipes' environment like
+  environment variables do, and the runtime reads both the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cicompile import ir
+from cicompile.targets.base import GENERATED_NOTICE, EmitContext, Target
+from cicompile.targets.jobscript import (
+    ENV,
+    MAKE_HAZARD,
+    build_model,
+    comment_safe,
+    render_node,
+    render_runtime,
+)
+
+ENV_LIMIT = 120 * 1024  # Linux: MAX_ARG_STRLEN, 128 KiB for one environment string
+
+
+@dataclass(frozen=True, slots=True)
+class _MakeNode:
+    key: str
+    target: str
+    needs: tuple[str, ...]  # targets
+    text: str  # the node's bash (unescaped)
+
+
+def _check_define_body(name: str, text: str) -> None:
+    m = MAKE_HAZARD.search(text)
+    if m:
+        line = text[: m.start()].count("\n") + 1
+        raise AssertionError(f"internal error: line {line} of {name} would break its define")
+
+
+class MakeTarget(Target):
+    name = "make"
+
+    def emit(self, pipeline: ir.Pipeline, ctx: EmitContext) -> dict[str, str]:
+        model = build_model(pipeline, ctx)
+        target = {n.key: f"job.{n.wf_id}.{n.node_id}" for n in model.nodes}
+        nodes = [
+            _MakeNode(
+                key=n.key,
+                target=target[n.key],
+                needs=tuple(target[k] for k in n.needs),
+                text=render_node(n),
+            )
+            for n in model.nodes
+        ]
+        runtime = render_runtime(model) + '\n\ncc_make_main "$@"'
+        _check_define_body("the runtime", runtime)
+        for node in nodes:
+            _check_define_body(f"node {node.key}", node.text)
+        for what, text in [("the runtime", runtime)] + [(n.target, n.text) for n in nodes]:
+            if len(text.encode()) > ENV_LIMIT:
+                ctx.diags.warning(
+                    "unsupported-feature",
+                    f"the bash of {what} is {len(text.encode()) // 1024} KiB; the Makefile"
+                    " passes it to bash in one environment variable, which Linux limits to"
+                    " 128 KiB: use the shell target",
+                    None,
+                )
+        by_key = {n.key: n for n in nodes}
+        workflows = [
+            {"id": wf.id, "nodes": [by_key[n.key] for n in wf.nodes]} for wf in model.workflows
+        ]
+        source = comment_safe(model.source)
+        text = ENV.get_template("Makefile.j2").render(
+            notice=GENERATED_NOTICE.format(source=source),
+            source=source,
+            runtime=runtime,
+            nodes=nodes,
+            workflows=workflows,
+        )
+        return {"Makefile": text}
