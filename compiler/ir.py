@@ -219,7 +219,6 @@ class WorkflowNode:
     # derived by passes
     needs: tuple[str, ...] = ()  # `requires` after transitive reduction
     exists: Cond = TRUE  # when this node is part of the pipeline (filters + requires rule)
-    ancestors: tuple[str, ...] = ()  # every upstream node, in topological order
     layers: tuple[WorkspaceLayer, ...] = ()  # ancestors' workspace layers, in apply order
 
 
@@ -228,12 +227,15 @@ class Workflow:
     name: str
     nodes: tuple[WorkflowNode, ...]  # in topological order after passes (stable by source)
     span: Span | None = _span()
+    _by_name: dict[str, WorkflowNode] = field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        self._by_name.update((n.name, n) for n in self.nodes)
 
     def node(self, name: str) -> WorkflowNode:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise KeyError(name)
+        return self._by_name[name]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -242,9 +244,10 @@ class Pipeline:
     jobs: tuple[Job, ...]
     workflows: tuple[Workflow, ...]
     source: str = "config.yml"
+    _by_name: dict[str, Job] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update((j.name, j) for j in self.jobs)
 
     def job(self, name: str) -> Job:
-        for j in self.jobs:
-            if j.name == name:
-                return j
-        raise KeyError(name)
+        return self._by_name[name]

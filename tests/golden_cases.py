@@ -3,13 +3,14 @@
 Layout of one case:
     input.yml              the CircleCI config
     args                   optional: extra CLI arguments, one line
-    stderr.txt             expected diagnostics (paths shown as `input.yml`)
+    stderr.txt             expected diagnostics of each target (paths shown as `input.yml`)
     exit_code              expected exit status when not 0
     github/…, gitlab/…, make/…, shell/…   expected files, as `cicompile -o DIR` writes them
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,23 +40,29 @@ def compile_case(case: Path, tmp: Path) -> Outcome:
     files: dict[str, str] = {}
     stderr = ""
     exit_code = 0
-    for target in TARGETS:
-        out = tmp / target
-        with runner.isolated_filesystem(temp_dir=tmp):
-            Path("input.yml").write_text((case / "input.yml").read_text())
+    (tmp / "input.yml").write_text((case / "input.yml").read_text())
+    cwd = os.getcwd()
+    os.chdir(tmp)  # diagnostics then name the input `input.yml`, as the goldens show it
+    try:
+        for target in TARGETS:
+            out = tmp / "out" / target
             result = runner.invoke(
                 main, ["--target", target, "-o", str(out), *extra, "input.yml"]
             )
-        if result.exception and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        if target == "github":
-            stderr, exit_code = result.stderr, result.exit_code
-        elif result.exit_code != exit_code:
-            raise AssertionError(f"{target}: exit {result.exit_code}, github gave {exit_code}")
-        if out.exists():
-            for f in sorted(out.rglob("*")):
-                if f.is_file():
-                    files[f"{target}/{f.relative_to(out)}"] = f.read_text()
+            if result.exception and not isinstance(result.exception, SystemExit):
+                raise result.exception
+            if result.stderr:
+                stderr += f"# --target {target}\n{result.stderr}"
+            if target == "github":
+                exit_code = result.exit_code
+            elif result.exit_code != exit_code:
+                raise AssertionError(f"{target}: exit {result.exit_code}, github gave {exit_code}")
+            if out.exists():
+                for f in sorted(out.rglob("*")):
+                    if f.is_file():
+                        files[f"{target}/{f.relative_to(out)}"] = f.read_text()
+    finally:
+        os.chdir(cwd)
     return Outcome(exit_code, stderr, files)
 
 

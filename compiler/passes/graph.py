@@ -30,14 +30,23 @@ def topological_order(nodes: tuple[WorkflowNode, ...]) -> list[WorkflowNode] | N
     return out if len(out) == len(nodes) else None
 
 
-def ancestors_in_order(nodes: list[WorkflowNode]) -> dict[str, tuple[str, ...]]:
-    """For each node (given in topological order), all upstream nodes in that same order."""
-    position = {n.name: i for i, n in enumerate(nodes)}
-    anc: dict[str, set[str]] = {}
+def ancestor_masks(
+    nodes: tuple[WorkflowNode, ...], member: list[bool] | None = None
+) -> list[int]:
+    """Upstream sets as bitsets (bit i = nodes[i]); `nodes` must be in topological order.
+
+    With `member`, a path may only pass *through* member nodes: mask[j] holds i when some
+    path i → … → j has every node strictly between i and j in `member`. Python ints make
+    this linear in edges times words, instead of quadratic sets of names.
+    """
+    index = {n.name: i for i, n in enumerate(nodes)}
+    masks: list[int] = []
     for n in nodes:
-        s: set[str] = set()
+        m = 0
         for r in n.requires:
-            s.add(r)
-            s |= anc[r]
-        anc[n.name] = s
-    return {name: tuple(sorted(s, key=position.__getitem__)) for name, s in anc.items()}
+            i = index[r]
+            m |= 1 << i
+            if member is None or member[i]:
+                m |= masks[i]
+        masks.append(m)
+    return masks

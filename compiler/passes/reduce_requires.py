@@ -1,9 +1,9 @@
 """Transitive reduction of `requires` into `needs`, only where it is exact.
 
 Dropping the edge J→D is safe when J also requires some C downstream of D *and* every node on
-that path exists whenever D does: then C's success already implies D's. When filters can remove
-an intermediate node while D stays, the edge is kept (the ordering would otherwise be lost on
-targets such as GitLab, where an absent job orders nothing).
+that path (C included) exists whenever D does: then C's success already implies D's. When
+filters can remove an intermediate node while D stays, the edge is kept (the ordering would
+otherwise be lost on targets such as GitLab, where an absent job orders nothing).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from cicompile import ir
 from cicompile.conditions import Cond, implies
+from cicompile.passes.graph import ancestor_masks
 
 if TYPE_CHECKING:
     from cicompile.passes import PassContext
@@ -21,38 +22,29 @@ if TYPE_CHECKING:
 def reduce_requires(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
     workflows = []
     for wf in p.workflows:
-        by_name = {n.name: n for n in wf.nodes}
+        nodes = wf.nodes  # topological order
+        index = {n.name: i for i, n in enumerate(nodes)}
+        # One reachability relation per distinct existence condition of a dropped endpoint D:
+        # paths may only go through nodes that exist whenever D exists.
+        masks_for: dict[Cond, tuple[list[int], list[bool]]] = {}
 
-        def reaches_via_existing(
-            start: str, target: str, target_exists: Cond, by_name: dict[str, ir.WorkflowNode]
-        ) -> bool:
-            # Is there a path start → … → target through nodes that exist whenever target does?
-            stack = [start]
-            seen: set[str] = set()
-            while stack:
-                cur = stack.pop()
-                if cur in seen:
-                    continue
-                seen.add(cur)
-                node = by_name[cur]
-                if not implies(target_exists, node.exists):
-                    continue
-                for r in node.requires:
-                    if r == target:
-                        return True
-                    stack.append(r)
-            return False
+        def masks(c: Cond) -> tuple[list[int], list[bool]]:
+            if c not in masks_for:
+                member = [implies(c, n.exists) for n in nodes]
+                masks_for[c] = (ancestor_masks(nodes, member), member)
+            return masks_for[c]
 
-        nodes = []
-        for n in wf.nodes:
-            needs = tuple(
-                d
-                for d in n.requires
-                if not any(
-                    c != d and reaches_via_existing(c, d, by_name[d].exists, by_name)
-                    for c in n.requires
+        out = []
+        for n in nodes:
+            needs = []
+            for d in n.requires:
+                anc, member = masks(nodes[index[d]].exists)
+                bit = 1 << index[d]
+                redundant = any(
+                    c != d and member[index[c]] and anc[index[c]] & bit for c in n.requires
                 )
-            )
-            nodes.append(replace(n, needs=needs))
-        workflows.append(replace(wf, nodes=tuple(nodes)))
+                if not redundant:
+                    needs.append(d)
+            out.append(replace(n, needs=tuple(needs)))
+        workflows.append(replace(wf, nodes=tuple(out)))
     return replace(p, workflows=tuple(workflows))

@@ -6,7 +6,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from cicompile import ir
-from cicompile.passes.graph import ancestors_in_order, topological_order
+from cicompile.passes.graph import topological_order
 
 if TYPE_CHECKING:
     from cicompile.passes import PassContext
@@ -63,10 +63,7 @@ def resolve_references(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
             )
             workflows.append(replace(wf, nodes=tuple(checked)))
             continue
-        anc = ancestors_in_order(order)
-        workflows.append(
-            replace(wf, nodes=tuple(replace(n, ancestors=anc[n.name]) for n in order))
-        )
+        workflows.append(replace(wf, nodes=tuple(order)))
     return replace(p, workflows=tuple(workflows))
 
 

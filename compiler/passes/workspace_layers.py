@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from cicompile import ir
+from cicompile.passes.graph import ancestor_masks
 
 if TYPE_CHECKING:
     from cicompile.passes import PassContext
@@ -23,16 +24,18 @@ def workspace_layers(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
     jobs = {j.name: j for j in p.jobs}
     workflows = []
     for wf in p.workflows:
-        by_name = {n.name: n for n in wf.nodes}
+        masks = ancestor_masks(wf.nodes)
+        persisting = [
+            (i, n.name, persist_count(jobs[n.job]))
+            for i, n in enumerate(wf.nodes)
+            if n.job is not None and persist_count(jobs[n.job])
+        ]
         nodes = []
-        for n in wf.nodes:
+        for pos, n in enumerate(wf.nodes):
             layers: list[ir.WorkspaceLayer] = []
-            for a in n.ancestors:
-                anc = by_name[a]
-                if anc.job is None:
-                    continue
-                for i in range(persist_count(jobs[anc.job])):
-                    layers.append(ir.WorkspaceLayer(node=a, index=i))
+            for i, name, count in persisting:  # topological order
+                if masks[pos] >> i & 1:
+                    layers.extend(ir.WorkspaceLayer(node=name, index=k) for k in range(count))
             job = jobs[n.job] if n.job else None
             if job and any(isinstance(s, ir.AttachWorkspace) for s in job.steps) and not layers:
                 ctx.diags.warning(
