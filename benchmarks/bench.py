@@ -1,0 +1,121 @@
+"""cicompile benchmark: ratios against baselines measured in the same run, on this machine.
+
+  .venv/bin/python benchmarks/bench.py [--quick]
+
+(a) throughput: compiling a set of configs (the corpus when ../shared/corpus exists, else the
+    golden inputs) to all four targets, vs. the libyaml floor: yaml.load(CSafeLoader) of the
+    inputs + yaml.dump(CSafeDumper) of the YAML outputs. Goal ≤ 3×.
+(b) cold start: `cicompile --target github small.yml` vs `python -c "import yaml, click"`.
+    Goal ≤ 1.5×.
+(c) scaling: generated workflows of 100, 1,000 and 10,000 jobs with dense `requires`
+    (GitHub target). Goal: near-linear, 10,000 ≤ 12× the time of 1,000.
+Medians of several repetitions; no assertion anywhere (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from gen import generate  # noqa: E402
+
+from cicompile import compile_config  # noqa: E402
+
+TARGETS = ("github", "gitlab", "make", "shell")
+
+
+def _median_time(fn: Any, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _inputs() -> list[tuple[str, str]]:
+    corpus = ROOT.parent / "shared" / "corpus" / "circleci"
+    files = sorted(corpus.glob("*.yml")) if corpus.is_dir() else sorted(
+        (ROOT / "golden").glob("*/input.yml"))
+    out = []
+    for f in files:
+        text = f.read_text()
+        if compile_config(text, "github", path=str(f)).ok:
+            out.append((str(f), text))
+    return out
+
+
+def throughput(reps: int) -> tuple[float, float, int]:
+    inputs = _inputs()
+    yaml_outputs: list[Any] = []
+    for path, text in inputs:
+        for t in ("github", "gitlab"):
+            for content in compile_config(text, t, path=path).files.values():
+                yaml_outputs.append(yaml.load(content, Loader=yaml.CSafeLoader))
+
+    def ours() -> None:
+        for path, text in inputs:
+            for t in TARGETS:
+                compile_config(text, t, path=path)
+
+    def floor() -> None:
+        for _, text in inputs:
+            yaml.load(text, Loader=yaml.CSafeLoader)
+        for doc in yaml_outputs:
+            yaml.dump(doc, Dumper=yaml.CSafeDumper, sort_keys=False)
+
+    ours()  # warm caches (lark grammar, jinja templates), as a long batch would
+    return _median_time(ours, reps), _median_time(floor, reps), len(inputs)
+
+
+def cold_start(reps: int) -> tuple[float, float]:
+    small = ROOT / "golden" / "seed-sequential" / "input.yml"
+    exe = Path(sys.executable).parent / "cicompile"
+    ours = [str(exe), "--target", "github", str(small)]
+    base = [sys.executable, "-c", "import yaml, click"]
+    run = lambda cmd: subprocess.run(cmd, check=True, capture_output=True)  # noqa: E731
+    run(ours)
+    run(base)
+    return _median_time(lambda: run(ours), reps), _median_time(lambda: run(base), reps)
+
+
+def scaling(sizes: tuple[int, ...], reps: int) -> dict[int, float]:
+    out = {}
+    for n in sizes:
+        text = generate(n)
+        out[n] = _median_time(lambda text=text: compile_config(text, "github"), reps)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions, no 10,000-job case")
+    args = ap.parse_args()
+    reps = 3 if args.quick else 5
+    ours, floor, n = throughput(reps)
+    print(f"(a) throughput: {n} configs x 4 targets: {ours:.3f} s vs libyaml floor"
+          f" {floor:.3f} s -> {ours / floor:.1f}x (goal <= 3x)")
+    c_ours, c_base = cold_start(reps * 2)
+    print(f"(b) cold start: {c_ours * 1000:.0f} ms vs import yaml, click {c_base * 1000:.0f} ms"
+          f" -> {c_ours / c_base:.2f}x (goal <= 1.5x)")
+    sizes = (100, 1000) if args.quick else (100, 1000, 10000)
+    times = scaling(sizes, 1 if not args.quick else 2)
+    row = ", ".join(f"{k} jobs {v:.2f} s" for k, v in times.items())
+    ratio = times[sizes[-1]] / times[sizes[-2]]
+    print(f"(c) scaling: {row} -> {sizes[-1]}/{sizes[-2]} = {ratio:.1f}x"
+          f" (goal <= {12 if sizes[-1] == 10000 else 12}x per 10x jobs)")
+
+
+if __name__ == "__main__":
+    main()
