@@ -1,0 +1,588 @@
+"""GitLab CI target: one `.gitlab-ci.yml` for all workflows (semantics §9.2).
+
+Pipeline shape: a stageless DAG. Every job has `needs:` (`[]` for roots), so the default
+stages never serialise anything. A job is named after its workflow node when that name is
+unique across all workflows and is not a GitLab keyword; otherwise `<workflow>:<node>`.
+
+Filters: each node's existence formula (own filters AND "some requirement exists", computed
+by the passes) becomes the job's `rules:if`; every `needs` entry on a job that might be absent
+when the needing job exists is `optional: true`, so GitLab drops it instead of refusing to
+create the pipeline.
+
+Steps: CircleCI runs each step in a new shell process and keeps going after a failure only
+for `when: always`/`on_fail` steps. GitLab runs all `script` lines in one shell and stops at
+the first failure. So a small POSIX-sh step driver (`cicompile_step`, defined once in
+`default: before_script`) runs each step's text, passed in a quoted heredoc, in a fresh shell
+with stdin from /dev/null, records failures instead of stopping, and `cicompile_finish` fails
+the job at the end. Workspaces, checkout and artifact copies are steps of the same driver, so
+they obey the same `when` rules and run at their CircleCI positions.
+
+Directories: CircleCI's `~/project` is GitLab's clone directory `$CI_PROJECT_DIR`; other `~`
+paths live under `$HOME`; absolute paths are kept.
+
+Workspaces: each `persist_to_workspace` writes a tarball (keeps modes and hidden files) under
+`$CI_PROJECT_DIR/.cicompile/workspace/`, uploaded as a job artifact; an attaching job `needs`
+(with artifacts) every ancestor that persists — GitLab's artifact passing is not transitive —
+and unpacks the tarballs in topological order. A filtered-out ancestor simply has no tarball.
+
+Clone: GitLab clones before every job. Jobs without a `checkout` step get
+`GIT_STRATEGY: none` (CircleCI gives them no sources; artifacts, hence workspaces, still
+arrive). On runners that reuse build directories such a job may see a previous job's files.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import Counter
+from typing import Any
+
+from cicompile import ir
+from cicompile.conditions import FALSE, TRUE, implies
+from cicompile.targets.base import (
+    GENERATED_NOTICE,
+    EmitContext,
+    Target,
+    glob_quote,
+    heredoc_delimiter,
+    join_circleci_path,
+    sh_quote,
+    unique_ids,
+)
+from cicompile.targets.refmatch import gitlab_condition
+from cicompile.targets.yamldump import dump_yaml
+
+# Top-level keywords (and YAML/Ruby literals) a job may not be named after (semantics §9.2).
+RESERVED_NAMES = frozenset({
+    "image", "services", "stages", "before_script", "after_script", "variables", "cache",
+    "include", "default", "workflow", "true", "false", "nil",
+})
+MAX_JOB_NAME = 128  # the limit for jobs used in `needs`
+NEEDS_LIMIT = 50
+STATE_DIR = ".cicompile"
+WS_DIR = f"{STATE_DIR}/workspace"
+ARTIFACTS_DIR = f"{STATE_DIR}/artifacts"
+TEST_RESULTS_DIR = f"{STATE_DIR}/test-results"
+PROJECT_DIR = '"$CI_PROJECT_DIR"'
+
+# Defined once for every job (`default: before_script`). POSIX sh, because GitLab runs the
+# script with bash when the image has it and with sh otherwise.
+STEP_DRIVER = r"""# cicompile step driver: CircleCI runs every step in a new shell process and,
+# after a failed step, only runs the steps marked `when: always` or `when: on_fail`.
+#   cicompile_step [--name NAME] [--dir DIR] [--when on_success|on_fail|always]
+#                  [--shell CMD] [--background] [VAR=VALUE...] <<'EOF' ...step text... EOF
+# NAME defaults to the first line of the text, DIR to the job's working directory.
+cicompile_failed=0
+cicompile_bg=''
+cicompile_dir=$CI_PROJECT_DIR
+cicompile_step() {
+  cc_name=''; cc_dir=$cicompile_dir; cc_when=on_success; cc_shell=''; cc_background=0
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --name) cc_name=$2; shift 2 ;;
+      --dir) cc_dir=$2; shift 2 ;;
+      --when) cc_when=$2; shift 2 ;;
+      --shell) cc_shell=$2; shift 2 ;;
+      --background) cc_background=1; shift ;;
+      *) break ;;
+    esac
+  done
+  cc_file=$(mktemp)
+  cat > "$cc_file"
+  [ -n "$cc_name" ] || cc_name=$(head -n 1 "$cc_file")
+  case $cc_when:$cicompile_failed in
+    on_success:1|on_fail:0)
+      printf 'cicompile: skipped (when: %s): %s\n' "$cc_when" "$cc_name"
+      rm -f "$cc_file"
+      return 0 ;;
+  esac
+  if [ -z "$cc_shell" ]; then
+    if [ -x /bin/bash ]; then cc_shell='/bin/bash -eo pipefail'; else cc_shell='/bin/sh -e'; fi
+  fi
+  if ! mkdir -p "$cc_dir"; then
+    cicompile_failed=1
+    return 0
+  fi
+  if [ "$cc_background" = 1 ]; then
+    (cd "$cc_dir" && exec env "$@" $cc_shell "$cc_file") </dev/null >"$cc_file.log" 2>&1 &
+    cicompile_bg="$cicompile_bg $!:$cc_file.log"
+    printf 'cicompile: started in the background (pid %s): %s\n' "$!" "$cc_name"
+    return 0
+  fi
+  cc_rc=0
+  (cd "$cc_dir" && exec env "$@" $cc_shell "$cc_file") </dev/null || cc_rc=$?
+  rm -f "$cc_file"
+  if [ "$cc_rc" != 0 ]; then
+    printf 'cicompile: step failed (exit code %s): %s\n' "$cc_rc" "$cc_name" >&2
+    cicompile_failed=1
+  fi
+  return 0
+}
+# The job's end: stop background steps, show their output, fail if a step failed.
+cicompile_finish() {
+  for cc_bg_item in $cicompile_bg; do
+    kill "${cc_bg_item%%:*}" 2>/dev/null || true
+    printf 'cicompile: output of background step (pid %s):\n' "${cc_bg_item%%:*}"
+    cat "${cc_bg_item#*:}" 2>/dev/null || true
+  done
+  if [ "$cicompile_failed" != 0 ]; then
+    echo 'cicompile: a step failed; the job fails' >&2
+    return 1
+  fi
+  return 0
+}
+# CircleCI's built-in variables, from GitLab's predefined ones.
+export CI=true CIRCLECI=true
+export CIRCLE_BRANCH="${CI_COMMIT_BRANCH:-}"
+if [ -n "${CI_COMMIT_TAG:-}" ]; then export CIRCLE_TAG="$CI_COMMIT_TAG"; fi
+export CIRCLE_SHA1="${CI_COMMIT_SHA:-}" CIRCLE_BUILD_NUM="${CI_JOB_ID:-}"
+export CIRCLE_BUILD_URL="${CI_JOB_URL:-}" CIRCLE_WORKFLOW_ID="${CI_PIPELINE_ID:-}"
+export CIRCLE_PROJECT_REPONAME="${CI_PROJECT_NAME:-}"
+export CIRCLE_PROJECT_USERNAME="${CI_PROJECT_NAMESPACE:-}"
+export CIRCLE_REPOSITORY_URL="${CI_PROJECT_URL:-}"
+export CIRCLE_NODE_INDEX=0 CIRCLE_NODE_TOTAL=1
+# cicompile keeps workspace tarballs and artifact copies in $CI_PROJECT_DIR/.cicompile;
+# keep them out of `git status` for the job's scripts.
+if [ -d "$CI_PROJECT_DIR/.git" ]; then
+  mkdir -p "$CI_PROJECT_DIR/.git/info"
+  grep -qx '/.cicompile/' "$CI_PROJECT_DIR/.git/info/exclude" 2>/dev/null ||
+    echo '/.cicompile/' >> "$CI_PROJECT_DIR/.git/info/exclude"
+fi
+# Steps persist variables for later steps by appending to $BASH_ENV, as on CircleCI.
+BASH_ENV=$(mktemp)
+export BASH_ENV
+"""
+
+
+# ---- names and paths ---------------------------------------------------------------------
+
+
+def gitlab_job_names(pipeline: ir.Pipeline) -> dict[tuple[str, str], str]:
+    """(workflow, node) → GitLab job name: the node name if it is unique and allowed."""
+    counts = Counter(n.name for wf in pipeline.workflows for n in wf.nodes)
+    out: dict[tuple[str, str], str] = {}
+    used: set[str] = set()
+    for wf in pipeline.workflows:
+        for n in wf.nodes:
+            plain = counts[n.name] == 1 and n.name not in RESERVED_NAMES
+            base = n.name if plain and not n.name.startswith(".") else f"{wf.name}:{n.name}"
+            if base.startswith("."):  # a leading dot hides a job
+                base = "_" + base
+            base = base[:MAX_JOB_NAME]
+            name, i = base, 2
+            while name in used:
+                suffix = f"-{i}"
+                name = base[: MAX_JOB_NAME - len(suffix)] + suffix
+                i += 1
+            used.add(name)
+            out[(wf.name, n.name)] = name
+    return out
+
+
+def _home_relative(path: str) -> str | None:
+    """The part after `~/` of a CircleCI path that lives in the home directory, else None."""
+    if path.startswith("/"):
+        return None
+    if path in ("~", "~/"):
+        return ""
+    if path.startswith("~/"):
+        return path[2:]
+    if path.startswith("~"):
+        return None  # ~user/…
+    return path  # CircleCI resolves a relative job working_directory from $HOME
+
+
+def shell_dir(path: str) -> str:
+    """A CircleCI directory as a shell word on GitLab: `~/project` is `$CI_PROJECT_DIR`."""
+    rest = _home_relative(path)
+    if rest is None:
+        user = re.match(r"~[A-Za-z0-9._-]*(?=/|$)", path)
+        if user:  # ~user/…: the shell expands it, as CircleCI's does
+            tail = path[user.end() :]
+            return user.group() + (sh_quote(tail) if tail else "")
+        return sh_quote(path)
+    norm = posixpath.normpath(rest) if rest else "."
+    if norm == "project":
+        return PROJECT_DIR
+    if norm.startswith("project/"):
+        return PROJECT_DIR + "/" + sh_quote(norm[len("project/") :])
+    if norm == ".":
+        return '"$HOME"'
+    return '"$HOME"/' + sh_quote(norm)
+
+
+def _project_relative(path: str) -> str | None:
+    """For a directory inside `~/project`: its path relative to the clone ("." for itself)."""
+    rest = _home_relative(path)
+    if rest is None:
+        return None
+    norm = posixpath.normpath(rest) if rest else "."
+    if norm == "project":
+        return "."
+    if norm.startswith("project/"):
+        return norm[len("project/") :]
+    return None
+
+
+def _names_first_line(name: str, text: str) -> bool:
+    """Whether `name` is CircleCI's default step name for `text` (its first line, maybe cut)."""
+    first = text.split("\n", 1)[0]  # what the driver shows by default
+    return name == first or (name.endswith("...") and first.startswith(name[:-3]))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "step"
+
+
+def _artifact_name(path: str) -> str:
+    """A safe relative location under the artifacts directory for a stored path."""
+    parts = [p for p in re.split(r"/+", path.lstrip("~")) if p not in ("", ".", "..")]
+    name = "/".join(re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in parts)
+    return name or "artifacts"
+
+
+def _escape_dollars(s: str) -> str:
+    """GitLab expands `$VAR` in `variables` values; CircleCI values are literal."""
+    return s.replace("$", "$$")
+
+
+def _service_alias(img: ir.DockerImage) -> str:
+    """A hostname for a secondary container: its CircleCI `name`, else the image's base name."""
+    base = img.name or img.image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return re.sub(r"[^A-Za-z0-9.-]", "-", base).strip("-.") or "service"
+
+
+# ---- jobs --------------------------------------------------------------------------------
+
+
+class _JobEmitter:
+    def __init__(
+        self,
+        pipeline: ir.Pipeline,
+        wf: ir.Workflow,
+        node: ir.WorkflowNode,
+        names: dict[tuple[str, str], str],
+        ids: dict[str, str],
+        ctx: EmitContext,
+    ) -> None:
+        self.pipeline = pipeline
+        self.wf = wf
+        self.node = node
+        self.names = names
+        self.ids = ids  # GitLab job name → file-safe id
+        self.ctx = ctx
+        self.name = names[(wf.name, node.name)]
+        self.id = ids[self.name]
+        self.artifact_paths: list[str] = []
+        self.junit: list[str] = []
+        self.artifacts_always = False
+
+    def gl_name(self, node: str) -> str:
+        return self.names[(self.wf.name, node)]
+
+    # ---- header: needs and rules -----------------------------------------------------
+
+    def needs(self, attaches: bool) -> list[dict[str, Any]]:
+        layer_nodes = list(dict.fromkeys(layer.node for layer in self.node.layers))
+        wanted = list(self.node.needs)
+        if attaches:
+            wanted += [n for n in layer_nodes if n not in wanted]
+        out = []
+        for name in wanted:
+            upstream = self.wf.node(name)
+            out.append({
+                "job": self.gl_name(name),
+                "artifacts": attaches and name in layer_nodes,
+                "optional": not implies(self.node.exists, upstream.exists),
+            })
+        if len(out) > NEEDS_LIMIT:
+            self.ctx.diags.warning(
+                "gitlab-needs-limit",
+                f"{self.node.name!r} needs {len(out)} jobs; GitLab allows {NEEDS_LIMIT} by"
+                " default (raise the instance limit or split the fan-in)",
+                self.node.span,
+            )
+        return out
+
+    def rules(self, extra: dict[str, Any] | None = None) -> list[dict[str, Any]] | None:
+        if self.node.exists == TRUE:
+            return None
+        if self.node.exists == FALSE:
+            return [{"when": "never"}]
+        return [{"if": gitlab_condition(self.node.exists), **(extra or {})}]
+
+    def approval(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"needs": self.needs(False)}
+        manual = {"when": "manual", "allow_failure": False}
+        rules = self.rules(manual)
+        if rules is None:
+            out.update(manual)
+        else:
+            out["rules"] = rules
+        out["variables"] = {"GIT_STRATEGY": "none"}
+        out["script"] = [f"echo {sh_quote(self.node.name)} approved"]
+        return out
+
+    # ---- build jobs ------------------------------------------------------------------
+
+    def build(self, job: ir.Job) -> dict[str, Any]:
+        attaches = any(isinstance(s, ir.AttachWorkspace) for s in job.steps)
+        out: dict[str, Any] = {}
+        out.update(self.executor(job.executor))
+        out["needs"] = self.needs(attaches)
+        rules = self.rules()
+        if rules is not None:
+            out["rules"] = rules
+        if not any(isinstance(s, ir.Checkout) for s in job.steps):
+            out["variables"] = {"GIT_STRATEGY": "none"}
+        script = [self.job_environment(job)]
+        for step in job.steps:
+            script.append(self.step(job, step))
+        script.append("cicompile_finish")
+        out["script"] = script
+        persists = [s for s in job.steps if isinstance(s, ir.PersistToWorkspace)]
+        paths = [f"{WS_DIR}/{self.id}-{s.layer}.tar" for s in persists] + self.artifact_paths
+        if paths or self.junit:
+            artifacts: dict[str, Any] = {}
+            if paths:
+                artifacts["paths"] = paths
+            if self.junit:
+                artifacts["reports"] = {"junit": self.junit}
+            artifacts["when"] = "always" if self.artifacts_always else "on_success"
+            out["artifacts"] = artifacts
+        return out
+
+    def executor(self, ex: ir.Executor) -> dict[str, Any]:
+        if ex.kind in (ir.ExecutorKind.MACOS, ir.ExecutorKind.WINDOWS):
+            self.ctx.diags.warning(
+                "unsupported-executor",
+                f"the {ex.kind} executor has no GitLab equivalent here; the job runs on the"
+                " runner's default image (pick one with runner `tags:`)",
+                ex.span,
+            )
+            return {}
+        if ex.kind is not ir.ExecutorKind.DOCKER or not ex.images:
+            return {}
+        primary = ex.images[0]
+        image: dict[str, Any] = {"name": primary.image}
+        # CircleCI ignores the image's ENTRYPOINT; GitLab runs it unless told otherwise.
+        image["entrypoint"] = list(primary.entrypoint) if primary.entrypoint else [""]
+        if primary.user:
+            image["docker"] = {"user": primary.user}
+        out: dict[str, Any] = {"image": image}
+        for img in ex.images:
+            if img.has_auth:
+                self.ctx.diags.warning(
+                    "unsupported-feature",
+                    "registry `auth` has no .gitlab-ci.yml equivalent; the image is pulled"
+                    " without it unless the project sets the DOCKER_AUTH_CONFIG CI/CD variable",
+                    img.span,
+                )
+        if len(ex.images) > 1:
+            services = []
+            used: set[str] = set()
+            for img in ex.images[1:]:
+                base = _service_alias(img)
+                alias, i = base, 2
+                while alias in used:
+                    alias, i = f"{base}-{i}", i + 1
+                used.add(alias)
+                svc: dict[str, Any] = {"name": img.image, "alias": alias}
+                if img.entrypoint:
+                    svc["entrypoint"] = list(img.entrypoint)
+                if img.command:
+                    svc["command"] = list(img.command)
+                if img.environment:
+                    svc["variables"] = {k: _escape_dollars(v) for k, v in img.environment}
+                services.append(svc)
+            out["services"] = services
+            self.ctx.diags.warning(
+                "service-hostname",
+                "secondary docker images become GitLab services, reachable by their alias as"
+                " hostname (not `localhost` as on CircleCI)",
+                ex.images[1].span,
+            )
+        return out
+
+    def job_environment(self, job: ir.Job) -> str:
+        lines = [
+            "# CircleCI job environment",
+            f"export CIRCLE_JOB={sh_quote(self.node.name)}",
+            f"cicompile_dir={shell_dir(job.working_directory)}",
+            'export CIRCLE_WORKING_DIRECTORY="$cicompile_dir"',
+        ]
+        env: dict[str, str] = {}
+        if job.executor.kind is ir.ExecutorKind.DOCKER and job.executor.images:
+            env.update(job.executor.images[0].environment)
+        env.update(job.environment)
+        lines += [f"export {k}={sh_quote(v)}" for k, v in env.items()]
+        return "\n".join(lines) + "\n"
+
+    # ---- steps -----------------------------------------------------------------------
+
+    def call(
+        self,
+        name: str | None,
+        text: str,
+        directory: str | None = None,
+        *,
+        when: ir.StepWhen = ir.StepWhen.ON_SUCCESS,
+        shell: str | None = None,
+        background: bool = False,
+        env: ir.Env = (),
+    ) -> str:
+        """One `script` entry: the driver call with the step text in a quoted heredoc."""
+        args = ["cicompile_step"]
+        if name is not None and not _names_first_line(name, text):
+            args += ["--name", sh_quote(_one_line(name))]
+        if directory is not None:
+            args += ["--dir", directory]
+        if when is not ir.StepWhen.ON_SUCCESS:
+            args += ["--when", str(when)]
+        if shell:
+            args += ["--shell", sh_quote(shell)]
+        if background:
+            args.append("--background")
+        args += [sh_quote(f"{k}={v}") for k, v in env]
+        body = text if text.endswith("\n") else text + "\n"
+        delim = heredoc_delimiter(body)
+        return f"{' '.join(args)} <<'{delim}'\n{body}{delim}\n"
+
+    def step(self, job: ir.Job, step: ir.Step) -> str:
+        wd = job.working_directory
+        match step:
+            case ir.Run():
+                if step.no_output_timeout:
+                    self.ctx.diags.warning(
+                        "approximated-timeout",
+                        "`no_output_timeout` has no GitLab equivalent; the step has only the"
+                        " job's overall timeout",
+                        step.span,
+                    )
+                return self.call(
+                    step.name,
+                    step.command,
+                    shell_dir(join_circleci_path(wd, step.working_directory))
+                    if step.working_directory
+                    else None,
+                    when=step.when,
+                    shell=step.shell or job.shell,
+                    background=step.background,
+                    env=step.environment,
+                )
+            case ir.Checkout():
+                return self.call("Checkout code", self.checkout(wd, step))
+            case ir.PersistToWorkspace():
+                root = join_circleci_path(wd, step.root)
+                tar = f'"$CI_PROJECT_DIR/{WS_DIR}/{self.id}-{step.layer}.tar"'
+                exclude = f" --exclude=./{STATE_DIR}" if _project_relative(root) == "." else ""
+                text = (
+                    f'mkdir -p "$CI_PROJECT_DIR/{WS_DIR}"\n'
+                    f"cd {shell_dir(root)}\n"
+                    f"tar -cpf {tar}{exclude} "
+                    + " ".join(glob_quote(p) for p in step.paths)
+                )
+                return self.call(f"Persisting to Workspace ({step.root})", text)
+            case ir.AttachWorkspace():
+                at = shell_dir(join_circleci_path(wd, step.at))
+                layers = [f"{self.ids[self.gl_name(x.node)]}-{x.index}" for x in self.node.layers]
+                text = f"mkdir -p {at}\n"
+                if layers:
+                    text += (
+                        "# The upstream layers in order; a filtered-out job left none.\n"
+                        f"for layer in {' '.join(layers)}; do\n"
+                        f'  tar="$CI_PROJECT_DIR/{WS_DIR}/$layer.tar"\n'
+                        f'  if [ -f "$tar" ]; then tar -xpf "$tar" -C {at}; fi\n'
+                        "done\n"
+                    )
+                return self.call(f"Attaching Workspace at {step.at}", text)
+            case ir.StoreArtifacts():
+                self.artifacts_always = True
+                dest = f"{ARTIFACTS_DIR}/{self.id}/{_artifact_name(step.destination or step.path)}"
+                self.add_artifact_path(f"{ARTIFACTS_DIR}/{self.id}/")
+                text = self.copy_in(join_circleci_path(wd, step.path), dest)
+                return self.call(f"Uploading artifacts ({step.path})", text,
+                                 when=ir.StepWhen.ALWAYS)
+            case ir.StoreTestResults():
+                self.artifacts_always = True
+                index = sum(isinstance(s, ir.StoreTestResults)
+                            for s in job.steps[: job.steps.index(step)])
+                base = f"{TEST_RESULTS_DIR}/{self.id}/{index}"
+                src = join_circleci_path(wd, step.path)
+                if step.path.lower().endswith(".xml"):
+                    dest = f"{base}/{_artifact_name(posixpath.basename(step.path))}"
+                    self.junit.append(dest)
+                else:
+                    dest = base
+                self.add_artifact_path(f"{TEST_RESULTS_DIR}/{self.id}/")
+                return self.call(f"Uploading test results ({step.path})",
+                                 self.copy_in(src, dest), when=ir.StepWhen.ALWAYS)
+            case ir.SaveCache() | ir.RestoreCache():
+                kind = "save_cache" if isinstance(step, ir.SaveCache) else "restore_cache"
+                self.ctx.diags.warning(
+                    "unsupported-step",
+                    f"`{kind}` is not translated for GitLab yet; the job runs without the cache",
+                    step.span,
+                )
+                msg = f"cicompile: {kind} is not translated yet; continuing without the cache"
+                return self.call(step.name or kind, f"echo {sh_quote(msg)}")
+            case ir.Unsupported():
+                if step.name in ("setup_remote_docker", "add_ssh_keys"):
+                    return self.call(step.name, f"echo {sh_quote('cicompile: ' + step.reason)}")
+                msg = sh_quote("cicompile: " + step.reason)
+                return self.call(step.name, f"echo {msg} >&2\nexit 1")
+        raise AssertionError(step)
+
+    def add_artifact_path(self, path: str) -> None:
+        if path not in self.artifact_paths:
+            self.artifact_paths.append(path)
+
+    @staticmethod
+    def copy_in(src: str, dest: str) -> str:
+        """Copy a file or directory under $CI_PROJECT_DIR for GitLab's artifacts upload."""
+        s = shell_dir(src)
+        d = f'"$CI_PROJECT_DIR/{dest}"'
+        return (
+            f"if [ -d {s} ]; then\n"
+            f"  mkdir -p {d} && cp -a {s}/. {d}/\n"
+            f"elif [ -e {s} ]; then\n"
+            f'  mkdir -p "$(dirname {d})" && cp -a {s} {d}\n'
+            "else\n"
+            f"  echo {sh_quote('cicompile: no such file or directory: ' + src)} >&2\n"
+            "fi\n"
+        )
+
+    def checkout(self, wd: str, step: ir.Checkout) -> str:
+        dest = join_circleci_path(wd, step.path)
+        rel = _project_relative(dest)
+        if rel == ".":
+            return 'echo "cicompile: GitLab already cloned the repository into $CI_PROJECT_DIR"\n'
+        excludes = f"--exclude=./{STATE_DIR}"
+        if rel is not None:
+            excludes += " " + sh_quote(f"--exclude=./{rel}")
+        target = shell_dir(dest)
+        return (
+            "# GitLab cloned the repository into $CI_PROJECT_DIR; copy it where CircleCI would.\n"
+            f"mkdir -p {target}\n"
+            f'tar -C "$CI_PROJECT_DIR" {excludes} -cf - . | tar -C {target} -xpf -\n'
+        )
+
+
+class GitLabTarget(Target):
+    name = "gitlab"
+
+    def emit(self, pipeline: ir.Pipeline, ctx: EmitContext) -> dict[str, str]:
+        names = gitlab_job_names(pipeline)
+        ids = unique_ids(list(names.values()))
+        doc: dict[str, Any] = {"default": {"before_script": [STEP_DRIVER]}}
+        for wf in pipeline.workflows:
+            for n in wf.nodes:
+                em = _JobEmitter(pipeline, wf, n, names, ids, ctx)
+                if n.kind is ir.NodeKind.APPROVAL:
+                    doc[em.name] = em.approval()
+                else:
+                    assert n.job is not None
+                    doc[em.name] = em.build(pipeline.job(n.job))
+        header = GENERATED_NOTICE.format(source=pipeline.source.rsplit("/", 1)[-1])
+        header += "\nCircleCI workflows: " + ", ".join(wf.name for wf in pipeline.workflows)
+        return {".gitlab-ci.yml": dump_yaml(doc, header=header)}
