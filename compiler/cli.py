@@ -75,8 +75,28 @@ def _render(diags: list[Diagnostic], fmt: str) -> str:
     return render_text(diags)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+class _DefaultGroup(click.Group):
+    """`cicompile ARGS` means `cicompile compile ARGS` unless ARGS start with a subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help",
+                                                                       "--version"):
+            args = ["compile", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EPILOG)
 @click.version_option(__version__, prog_name="cicompile")
+def main() -> None:
+    """Compile CircleCI configs (version 2.0 or 2.1) for GitHub Actions, GitLab CI, make, bash.
+
+    `cicompile --target T CONFIG` is short for `cicompile compile --target T CONFIG`.
+    """
+
+
+@main.command("compile", context_settings={"help_option_names": ["-h", "--help"]},
+              epilog=EPILOG)
 @click.option("-t", "--target", type=click.Choice(TARGETS), required=True,
               help="What to generate.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -91,7 +111,7 @@ def _render(diags: list[Diagnostic], fmt: str) -> str:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown migration report (manual tasks, secrets, approximations).")
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-def main(
+def compile_command(
     target: str,
     output_dir: Path | None,
     fmt: str,
@@ -143,3 +163,33 @@ def main(
             click.echo("")
         click.echo(f"# ==> {rel} <==")
         click.echo(content, nl=False)
+
+
+@main.command("graph", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
+              show_default=True)
+@click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+def graph_command(fmt: str, config: Path) -> None:
+    """Draw each workflow's job graph: approvals as distinct shapes, filters as labels,
+    edges implied by others (dropped from `needs`) dashed."""
+    from cicompile import build_ir
+    from cicompile.diagnostics import ConfigError, Diagnostics
+    from cicompile.graph import to_dot, to_mermaid
+    from cicompile.ir import Pipeline
+
+    text = sys.stdin.read() if str(config) == "-" else _read(config)
+    diags = Diagnostics()
+    try:
+        pipeline = build_ir(text, str(config), diags)
+    except ConfigError:
+        click.echo(render_text(diags.sorted()), err=True, nl=False)
+        sys.exit(1)
+    assert isinstance(pipeline, Pipeline)
+    click.echo(to_dot(pipeline) if fmt == "dot" else to_mermaid(pipeline), nl=False)
+
+
+def _read(config: Path) -> str:
+    try:
+        return config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.UsageError(f"cannot read {config}: {exc}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,18 @@ def test_check_and_diff(tmp_path: Path) -> None:
     assert "edited" in wf.read_text()  # --diff writes nothing
     assert cli("--target", "github", "-o", str(tmp_path), "--check", str(SEED)).returncode == 1
     assert cli("--target", "github", "--check", str(SEED)).returncode == 2
+
+
+def test_graph_mermaid_and_dot(tmp_path: Path) -> None:
+    r = cli("graph", str(GOLDEN / "seed-approval" / "input.yml"))
+    assert r.returncode == 0, r.stderr
+    assert "flowchart LR" in r.stdout and '{{"⏸ hold"}}' in r.stdout
+    assert "n1 -.-> n3" in r.stdout  # test1 → hold is implied by test2: dashed
+    r = cli("graph", "--format", "dot", str(TWO_WORKFLOWS))
+    assert r.returncode == 0 and "shape=octagon" in r.stdout and "tags only" in r.stdout
+    dot = shutil.which("dot")
+    if dot:
+        svg = subprocess.run([dot, "-Tsvg"], input=r.stdout, capture_output=True, text=True)
+        assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr
+    r = cli("graph", str(GOLDEN / "err-cycle" / "input.yml"))
+    assert r.returncode == 1 and "requires-cycle" in r.stderr and "Traceback" not in r.stderr
