@@ -24,7 +24,8 @@ Examples:
   cicompile --target github -o . --check .circleci/config.yml   # CI: is the output current?
 
 \b
-Exit status: 0 compiled; 1 the config has errors (nothing is written), or --check\nfound differences;
+Exit status: 0 compiled; 1 the config has errors (nothing is written), or --check
+found differences;
 2 usage error; 3 internal error (a bug: please report it).
 Diagnostics go to stderr as `path:line:col: severity: message [code]`.
 """

@@ -101,3 +101,9 @@ def join_circleci_path(base: str, path: str | None) -> str:
     if path.startswith("/") or path.startswith("~"):
         return path
     return base.rstrip("/") + "/" + path.removeprefix("./")
+
+
+def service_hostname(img: ir.DockerImage) -> str:
+    """A hostname for a secondary container: its CircleCI `name`, else the image's base name."""
+    base = img.name or img.image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+    return re.sub(r"[^A-Za-z0-9.-]", "-", base).strip("-.") or "service"

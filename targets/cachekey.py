@@ -55,7 +55,9 @@ def cache_key_lines(keys: list[tuple[ir.KeyPart, ...]], prefix: str = "key") -> 
                     elif part.kind == "epoch":
                         lines.append(f"{var}=$(date +%s)")
                     else:  # arch
-                        lines.append(f"{var}=\"$(uname -s | tr '[:upper:]' '[:lower:]')-$(uname -m)\"")
+                        os_arch = "$(uname -s | tr '[:upper:]' '[:lower:]')"
+                        os_arch += "-$(uname -m)"
+                        lines.append(f'{var}="{os_arch}"')
                 word.append("${" + computed[ident] + "}")
         lines.append(f'{prefix}{i}="{"".join(word)}"')
     return lines

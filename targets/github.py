@@ -27,7 +27,7 @@ from cicompile.targets.base import (
     heredoc_delimiter,
     join_circleci_path,
     path_quote,
-    sanitize_id,
+    service_hostname,
     sh_quote,
     unique_ids,
 )
@@ -187,7 +187,7 @@ class _JobEmitter:
             if len(ex.images) > 1:
                 services: dict[str, Any] = {}
                 for img in ex.images[1:]:
-                    label = sanitize_id(img.name or img.image.split("/")[-1].split(":")[0])
+                    label = service_hostname(img)
                     svc: dict[str, Any] = {"image": literal(img.image)}
                     if img.environment:
                         svc["env"] = {k: literal(v) for k, v in img.environment}
@@ -391,8 +391,8 @@ class _JobEmitter:
             save["with"] = {"path": "\n".join(paths),
                             "key": f"${{{{ steps.{sid}.outputs.key0 }}}}"}
             return [compute, save]
-        paths = self.restore_paths(step)
-        if paths is None:
+        restore_paths = self.restore_paths(step)
+        if restore_paths is None:
             self.ctx.diags.warning(
                 "cache-paths-unknown",
                 "no `save_cache` in this config matches these keys, so the cache paths are"
@@ -402,7 +402,8 @@ class _JobEmitter:
         restore: dict[str, Any] = {
             "name": literal(step.name or "Restoring Cache"),
             "uses": CACHE_RESTORE,
-            "with": {"path": "\n".join(paths), "key": f"${{{{ steps.{sid}.outputs.key0 }}}}"},
+            "with": {"path": "\n".join(restore_paths),
+                     "key": f"${{{{ steps.{sid}.outputs.key0 }}}}"},
         }
         if len(keys) > 1:
             restore["with"]["restore-keys"] = "\n".join(

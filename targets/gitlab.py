@@ -46,6 +46,7 @@ from cicompile.targets.base import (
     glob_quote,
     heredoc_delimiter,
     join_circleci_path,
+    service_hostname,
     sh_quote,
     unique_ids,
 )
@@ -246,12 +247,6 @@ def _escape_dollars(s: str) -> str:
     return s.replace("$", "$$")
 
 
-def _service_alias(img: ir.DockerImage) -> str:
-    """A hostname for a secondary container: its CircleCI `name`, else the image's base name."""
-    base = img.name or img.image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
-    return re.sub(r"[^A-Za-z0-9.-]", "-", base).strip("-.") or "service"
-
-
 # ---- jobs --------------------------------------------------------------------------------
 
 
@@ -382,7 +377,7 @@ class _JobEmitter:
             services = []
             used: set[str] = set()
             for img in ex.images[1:]:
-                base = _service_alias(img)
+                base = service_hostname(img)
                 alias, i = base, 2
                 while alias in used:
                     alias, i = f"{base}-{i}", i + 1

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 
 import jinja2
-
 from cicompile import ir
 from cicompile.diagnostics import Diagnostic, Severity
 

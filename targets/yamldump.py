@@ -10,7 +10,6 @@ from typing import Any
 
 import yaml
 
-
 # libyaml's emitter (5-10x faster than PyYAML's Python one); both write block sequences
 # "indentless" (`key:` then `- item` at the same column), so the output is the same either way.
 _Base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)

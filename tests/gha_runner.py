@@ -174,7 +174,9 @@ class WorkflowRunner:
                 ctx["steps"][step["id"]] = {"outputs": outputs}
             if not ok:
                 status = "failure"
-        outputs = {k: self.ev.interpolate(str(v), ctx) for k, v in (job.get("outputs") or {}).items()}
+        outputs = {
+            k: self.ev.interpolate(str(v), ctx) for k, v in (job.get("outputs") or {}).items()
+        }
         return JobRun(status, outputs, "\n".join(log))
 
     def run_step(self, step: dict[str, Any], index: int, ctx: dict[str, Any],

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from cicompile import compile_config
+
 from tests.gha_runner import WorkflowRunner
 from tests.golden_cases import GOLDEN
 from tests.reference import existing_jobs

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from functools import cache
 
-from lark import Lark, Token, Transformer, UnexpectedInput
-
 from cicompile import ir
 from cicompile.diagnostics import Diagnostics, Span
+from lark import Lark, Token, Transformer, UnexpectedInput
 
-_FIELDS = {
+_FIELDS: dict[tuple[str, ...], ir.KeyPart] = {
     ("Branch",): ir.KeyPart(kind="branch"),
     ("Revision",): ir.KeyPart(kind="revision"),
     ("BuildNum",): ir.KeyPart(kind="build_num"),

@@ -19,6 +19,15 @@ if TYPE_CHECKING:
     from cicompile.passes import PassContext
 
 
+def _masks(
+    nodes: tuple[ir.WorkflowNode, ...], c: Cond, cache: dict[Cond, tuple[list[int], list[bool]]]
+) -> tuple[list[int], list[bool]]:
+    if c not in cache:
+        member = [implies(c, n.exists) for n in nodes]
+        cache[c] = (ancestor_masks(nodes, member), member)
+    return cache[c]
+
+
 def reduce_requires(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
     workflows = []
     for wf in p.workflows:
@@ -28,17 +37,11 @@ def reduce_requires(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
         # paths may only go through nodes that exist whenever D exists.
         masks_for: dict[Cond, tuple[list[int], list[bool]]] = {}
 
-        def masks(c: Cond) -> tuple[list[int], list[bool]]:
-            if c not in masks_for:
-                member = [implies(c, n.exists) for n in nodes]
-                masks_for[c] = (ancestor_masks(nodes, member), member)
-            return masks_for[c]
-
         out = []
         for n in nodes:
             needs = []
             for d in n.requires:
-                anc, member = masks(nodes[index[d]].exists)
+                anc, member = _masks(nodes, nodes[index[d]].exists, masks_for)
                 bit = 1 << index[d]
                 redundant = any(
                     c != d and member[index[c]] and anc[index[c]] & bit for c in n.requires
