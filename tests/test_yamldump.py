@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
-
 from cicompile import compile_config
 from cicompile.targets import yamldump
+
 from tests.golden_cases import case_dirs
 
 
