@@ -1,6 +1,6 @@
 """cicompile: compile CircleCI configs into GitHub Actions, GitLab CI, Makefile and shell.
 
-Public API: `compile_config(text, target, path=...)` → `Result`.
+Public API: `compile_config(text, target, path=..., pipeline_params=...)` → `Result`.
 """
 
 from __future__ import annotations
@@ -23,26 +23,31 @@ class Result:
         return not any(d.severity == "error" for d in self.diagnostics)
 
 
-def build_ir(text: str, path: str, diags: Diagnostics) -> object:
-    """Front end + passes. Raises ConfigError after recording errors."""
+def build_ir(text: str, path: str, diags: Diagnostics, *,
+             pipeline_params: dict[str, str] | None = None) -> object:
+    """Front end + passes. Raises ConfigError after recording errors.
+
+    `pipeline_params`: values of 2.1 pipeline parameters, as text (`--param name=value`).
+    """
     from cicompile.frontend.circleci import parse_config
     from cicompile.passes import PassContext, run_passes
 
-    pipeline = parse_config(text, path, diags)
+    pipeline = parse_config(text, path, diags, pipeline_params=pipeline_params)
     pipeline = run_passes(pipeline, PassContext(diags))
     if diags.has_errors:
         raise ConfigError
     return pipeline
 
 
-def compile_config(text: str, target: str, *, path: str = "config.yml") -> Result:
+def compile_config(text: str, target: str, *, path: str = "config.yml",
+                   pipeline_params: dict[str, str] | None = None) -> Result:
     from cicompile.ir import Pipeline
     from cicompile.targets import get_target
     from cicompile.targets.base import EmitContext
 
     diags = Diagnostics()
     try:
-        pipeline = build_ir(text, path, diags)
+        pipeline = build_ir(text, path, diags, pipeline_params=pipeline_params)
         assert isinstance(pipeline, Pipeline)
         files = get_target(target).emit(pipeline, EmitContext(diags))
     except ConfigError:

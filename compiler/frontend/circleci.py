@@ -12,11 +12,12 @@ from cicompile import ir
 from cicompile.conditions import Pattern
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from cicompile.frontend.cache_key import parse_cache_key
+from cicompile.frontend.expand import expand_config, reject_pipeline_params
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq, load_yaml
 
 TOP_LEVEL_KEYS = {"version", "jobs", "workflows", "orbs", "commands", "executors",
                   "parameters", "setup", "job-groups", "description", "display"}
-NOT_YET_EXPANDED = {"orbs", "commands", "executors", "parameters", "setup", "job-groups"}
+NOT_YET_EXPANDED = {"setup", "job-groups"}
 JOB_KEYS = {"docker", "machine", "macos", "windows", "executor", "steps", "shell",
             "working_directory", "parallelism", "environment", "resource_class", "type",
             "parameters", "description", "branches", "circleci_ip_ranges", "retention"}
@@ -370,10 +371,16 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
     if name == "store_test_results" and m is not None:
         path = r.string(r.required(m, "path", "`store_test_results`"), "`path`")
         return None if path is None else ir.StoreTestResults(path=path, span=span)
+    if "/" in name:  # 2.1 configs only get here for commands of registry orbs
+        orb = name.split("/", 1)[0]
+        reason = (f"`{name}` is a command of the orb {orb!r}, whose source is not available;"
+                  " it becomes a placeholder that fails, naming the orb")
+        r.diags.warning("unsupported-orb", reason, span)
+        return ir.Unsupported(name=name, reason=reason, span=span)
     known = {"save_cache", "restore_cache", "store_artifacts", "store_test_results",
              "setup_remote_docker", "add_ssh_keys", "when", "unless"}
     reason = (f"the `{name}` step is not translated yet" if name in known
-              else f"unknown step `{name}` (a 2.1 command or orb step, not expanded yet)")
+              else f"unknown step `{name}`")
     r.diags.warning("unsupported-step", reason + "; it becomes a failing placeholder" if name
                     not in ("setup_remote_docker", "add_ssh_keys") else reason + "; skipped", span)
     return ir.Unsupported(name=name, reason=reason, span=span)
@@ -451,7 +458,7 @@ def _workflow(
         return None
     r.unknown_keys(m, {"jobs", "triggers", "when", "unless", "max_auto_reruns"},
                    f"workflow {name!r}")
-    for key in ("triggers", "when", "unless"):
+    for key in ("triggers",):
         k = m.key(key)
         if k is not None:
             r.diags.warning("unsupported-feature", f"workflow `{key}` is not translated yet; the"
@@ -494,7 +501,7 @@ def _workflow(
             filters = _filters(r, body.get("filters"))
             context = r.strings(body.get("context"), "`context`") or ()
             invocation = r.string(body.get("name"), "`name`") or job
-            for key in ("matrix", "pre-steps", "post-steps", "serial-group", "override-with"):
+            for key in ("serial-group", "override-with"):
                 k = body.key(key)
                 if k is not None:
                     r.diags.warning("unsupported-feature",
@@ -503,8 +510,8 @@ def _workflow(
             job.split("/", 1)[0] in orb_names
         ):
             r.diags.warning("unsupported-orb", f"job {job!r} comes from the orb"
-                            f" {job.split('/', 1)[0]!r}, which is not expanded yet; it becomes a"
-                            " placeholder that fails, naming the orb", span)
+                            f" {job.split('/', 1)[0]!r}, whose source is not available; it"
+                            " becomes a placeholder that fails, naming the orb", span)
             placeholders.setdefault(job, ir.Job(
                 name=job, executor=ir.Executor(kind=ir.ExecutorKind.NONE),
                 steps=(ir.Unsupported(name=job, reason=f"orb job {job!r} is not expanded yet;"
@@ -521,8 +528,12 @@ def _workflow(
                        if m.key("jobs") else m.span)
 
 
-def parse_config(text: str, path: str, diags: Diagnostics) -> ir.Pipeline:
-    """Parse and validate a CircleCI config. Raises ConfigError when errors were recorded."""
+def parse_config(text: str, path: str, diags: Diagnostics, *,
+                 pipeline_params: dict[str, str] | None = None) -> ir.Pipeline:
+    """Parse and validate a CircleCI config. Raises ConfigError when errors were recorded.
+
+    `pipeline_params` bind 2.1 pipeline parameters (text, typed by their declarations).
+    """
     root_node = load_yaml(text, path, diags)
     r = _Reader(path, diags)
     if root_node is None:
@@ -532,6 +543,10 @@ def parse_config(text: str, path: str, diags: Diagnostics) -> ir.Pipeline:
     if root is None:
         raise ConfigError
     version = _version(r, root, diags)
+    if version == "2.1":
+        root = expand_config(root, diags, pipeline_params=pipeline_params)
+    else:
+        reject_pipeline_params(pipeline_params, diags, root.span)
     for k, _ in root.pairs:
         key = k.as_str()
         if key in NOT_YET_EXPANDED:
