@@ -109,6 +109,8 @@ def main() -> None:
               " generated. Writes nothing.")
 @click.option("--diff", "show_diff", is_flag=True,
               help="With -o: print what would change there, without writing or failing.")
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Set a 2.1 pipeline parameter (repeatable); typed by its declaration.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown migration report (manual tasks, secrets, approximations).")
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
@@ -119,6 +121,7 @@ def compile_command(
     check: bool,
     show_diff: bool,
     report_path: Path | None,
+    params: tuple[str, ...],
     config: Path,
 ) -> None:
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
@@ -132,8 +135,9 @@ def compile_command(
         except (OSError, UnicodeDecodeError) as exc:
             raise click.UsageError(f"cannot read {config}: {exc}") from exc
         shown = str(config)
+    pipeline_params = _params(params)
     try:
-        result = compile_config(text, target, path=shown)
+        result = compile_config(text, target, path=shown, pipeline_params=pipeline_params)
     except Exception as exc:  # a bug in cicompile, not in the config
         if os.environ.get("CICOMPILE_DEBUG"):
             raise
@@ -169,8 +173,10 @@ def compile_command(
 @main.command("graph", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
               show_default=True)
+@click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
+              help="Set a 2.1 pipeline parameter (repeatable).")
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-def graph_command(fmt: str, config: Path) -> None:
+def graph_command(fmt: str, params: tuple[str, ...], config: Path) -> None:
     """Draw each workflow's job graph: approvals as distinct shapes, filters as labels,
     edges implied by others (dropped from `needs`) dashed."""
     from cicompile import build_ir
@@ -181,12 +187,22 @@ def graph_command(fmt: str, config: Path) -> None:
     text = sys.stdin.read() if str(config) == "-" else _read(config)
     diags = Diagnostics()
     try:
-        pipeline = build_ir(text, str(config), diags)
+        pipeline = build_ir(text, str(config), diags, pipeline_params=_params(params))
     except ConfigError:
         click.echo(render_text(diags.sorted()), err=True, nl=False)
         sys.exit(1)
     assert isinstance(pipeline, Pipeline)
     click.echo(to_dot(pipeline) if fmt == "dot" else to_mermaid(pipeline), nl=False)
+
+
+def _params(items: tuple[str, ...]) -> dict[str, str] | None:
+    out: dict[str, str] = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        out[name] = value
+    return out or None
 
 
 def _read(config: Path) -> str:

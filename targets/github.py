@@ -44,6 +44,23 @@ GATE = "circleci-gate"
 PROJECT = "~/project"
 WS_DIR = "cicompile-workspace"
 
+# CircleCI's built-in variables that are the same for every job of a run.
+WORKFLOW_ENV = {
+    "CI": "true",
+    "CIRCLECI": "true",
+    "CIRCLE_BRANCH": "${{ github.ref_type == 'branch' && github.ref_name || '' }}",
+    "CIRCLE_TAG": "${{ github.ref_type == 'tag' && github.ref_name || '' }}",
+    "CIRCLE_SHA1": "${{ github.sha }}",
+    "CIRCLE_WORKFLOW_ID": "${{ github.run_id }}",
+    "CIRCLE_BUILD_NUM": "${{ github.run_number }}",
+    "CIRCLE_PIPELINE_ID": "${{ github.run_id }}",
+    "CIRCLE_PROJECT_USERNAME": "${{ github.repository_owner }}",
+    "CIRCLE_PROJECT_REPONAME": "${{ github.event.repository.name }}",
+    "CIRCLE_REPOSITORY_URL": "${{ github.server_url }}/${{ github.repository }}",
+    "CIRCLE_NODE_INDEX": "0",
+    "CIRCLE_NODE_TOTAL": "1",
+}
+
 RUNS_ON = {
     ir.ExecutorKind.DOCKER: "ubuntu-latest",
     ir.ExecutorKind.MACHINE: "ubuntu-latest",
@@ -205,17 +222,8 @@ class _JobEmitter:
 
     def env(self, job: ir.Job) -> dict[str, str]:
         env = {
-            "CI": "true",
-            "CIRCLECI": "true",
-            "CIRCLE_BRANCH": "${{ github.ref_type == 'branch' && github.ref_name || '' }}",
-            "CIRCLE_TAG": "${{ github.ref_type == 'tag' && github.ref_name || '' }}",
-            "CIRCLE_SHA1": "${{ github.sha }}",
             "CIRCLE_JOB": literal(self.node.name),
-            "CIRCLE_WORKFLOW_ID": "${{ github.run_id }}",
-            "CIRCLE_BUILD_NUM": "${{ github.run_number }}",
             "CIRCLE_WORKING_DIRECTORY": literal(job.working_directory),
-            "CIRCLE_NODE_INDEX": "0",
-            "CIRCLE_NODE_TOTAL": "1",
         }
         for k, v in job.environment:
             env[k] = literal(v)
@@ -515,6 +523,7 @@ class GitHubTarget(Target):
             "name": literal(wf.name),
             "on": {"push": push},
             "permissions": {"contents": "read"},
+            "env": dict(WORKFLOW_ENV),
             "defaults": {"run": {"shell": "bash"}},
             "jobs": jobs,
         }

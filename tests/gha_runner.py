@@ -105,6 +105,7 @@ class WorkflowRunner:
         self.artifacts = workdir / "artifacts"
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.ev = Evaluator()
+        self.workflow_env: dict[str, Any] = {}
 
     def close(self) -> None:
         self.ev.close()
@@ -113,6 +114,7 @@ class WorkflowRunner:
             approve: frozenset[str] = frozenset()) -> dict[str, JobRun]:
         doc = yaml.safe_load(workflow_file.read_text())
         jobs: dict[str, Any] = doc["jobs"]
+        self.workflow_env = doc.get("env") or {}
         github = {
             "ref_type": ref_type, "ref_name": ref_name, "event_name": "push",
             "ref": f"refs/{'heads' if ref_type == 'branch' else 'tags'}/{ref_name}",
@@ -155,7 +157,8 @@ class WorkflowRunner:
                "github": {**ctx["github"], "workspace": str(ws)}, "steps": {}}
         env_file = base / "github_env"
         env_file.write_text("")
-        job_env = {k: self.ev.interpolate(str(v), ctx) for k, v in (job.get("env") or {}).items()}
+        job_env = {k: self.ev.interpolate(str(v), ctx)
+                   for k, v in {**self.workflow_env, **(job.get("env") or {})}.items()}
         ctx["env"] = job_env
         default_shell = (job.get("defaults") or {}).get("run", {}).get("shell", "bash")
         status = "success"

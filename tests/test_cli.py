@@ -167,3 +167,19 @@ def test_graph_mermaid_and_dot(tmp_path: Path) -> None:
         assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr
     r = cli("graph", str(GOLDEN / "err-cycle" / "input.yml"))
     assert r.returncode == 1 and "requires-cycle" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pipeline_parameters_from_the_command_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(
+        "version: 2.1\nparameters:\n  deploy: {type: boolean, default: false}\njobs:\n"
+        "  build:\n    docker: [{image: cimg/base:stable}]\n    steps: [{run: echo hi}]\n"
+        "workflows:\n  main:\n    when: << pipeline.parameters.deploy >>\n    jobs: [build]\n"
+    )
+    r = cli("--target", "github", str(cfg))
+    assert r.returncode == 0 and r.stdout == "" and "[workflow-skipped]" in r.stderr
+    r = cli("--target", "github", "-p", "deploy=true", str(cfg))
+    assert r.returncode == 0 and "name: main" in r.stdout
+    r = cli("--target", "github", "-p", "deploy=maybe", str(cfg))
+    assert r.returncode == 1 and "[invalid-parameter]" in r.stderr
+    assert cli("--target", "github", "-p", "nonsense", str(cfg)).returncode == 2

@@ -46,6 +46,7 @@ declare -a CC_WFS=() CC_KEYS=()
 declare -A CC_WF_NAME=() CC_WF_NODES=() CC_NODE_WF=() CC_NODE_ID=() CC_NODE_KIND=()
 declare -A CC_NODE_NAME=() CC_NODE_NEEDS=() CC_NODE_NUM=() CC_WORKFLOW_ID=() CC_RUNNING=()
 CC_RUN='' CC_SOURCE='' CC_REF_KIND='' CC_REF_NAME='' CC_BRANCH='' CC_TAG='' CC_SHA=''
+CC_PIPELINE_ID='' CC_REPO_URL='' CC_REPO_OWNER='' CC_REPO_NAME=''
 CICOMPILE_REF_KIND='' CICOMPILE_REF_NAME=''
 
 cc_die() {
@@ -160,8 +161,19 @@ cc_init() {
     mkdir -p "$CC_RUN/status/$wf" "$CC_RUN/workspace/$wf" || cc_die "cannot create $CC_RUN/status/$wf"
     CC_WORKFLOW_ID[$wf]=$(cc_uuid)
   done
+  # CircleCI's project variables, from the source's git remote when it has one.
+  CC_PIPELINE_ID=$(cc_uuid)
+  CC_REPO_URL=$(git -C "$CC_SOURCE" remote get-url origin 2>/dev/null) || CC_REPO_URL=''
+  CC_REPO_NAME=${CC_REPO_URL%.git}
+  CC_REPO_NAME=${CC_REPO_NAME##*/}
+  CC_REPO_OWNER=${CC_REPO_URL%/*}
+  CC_REPO_OWNER=${CC_REPO_OWNER##*[:/]}
+  if [[ -z $CC_REPO_URL ]]; then
+    CC_REPO_NAME=${CC_SOURCE##*/} CC_REPO_OWNER=''
+  fi
   {
     printf 'CC_REF_KIND=%q CC_REF_NAME=%q CC_BRANCH=%q CC_TAG=%q CC_SHA=%q\n' "$CC_REF_KIND" "$CC_REF_NAME" "$CC_BRANCH" "$CC_TAG" "$CC_SHA"
+    printf 'CC_PIPELINE_ID=%q CC_REPO_URL=%q CC_REPO_OWNER=%q CC_REPO_NAME=%q\n' "$CC_PIPELINE_ID" "$CC_REPO_URL" "$CC_REPO_OWNER" "$CC_REPO_NAME"
     for wf in "${CC_WFS[@]}"; do
       printf 'CC_WORKFLOW_ID[%s]=%q\n' "$wf" "${CC_WORKFLOW_ID[$wf]}"
     done
@@ -357,6 +369,10 @@ cc_job_setup() {
     "CIRCLE_JOB=${CC_NODE_NAME[$CC_KEY]}"
     "CIRCLE_BUILD_NUM=${CC_NODE_NUM[$CC_KEY]}"
     "CIRCLE_WORKFLOW_ID=${CC_WORKFLOW_ID[$wf]-}"
+    "CIRCLE_PIPELINE_ID=$CC_PIPELINE_ID"
+    "CIRCLE_REPOSITORY_URL=$CC_REPO_URL"
+    "CIRCLE_PROJECT_USERNAME=$CC_REPO_OWNER"
+    "CIRCLE_PROJECT_REPONAME=$CC_REPO_NAME"
     "CIRCLE_WORKING_DIRECTORY=$workdir"
     CIRCLE_NODE_INDEX=0 CIRCLE_NODE_TOTAL=1
     "BASH_ENV=$CC_BASH_ENV"
