@@ -228,7 +228,7 @@ class Workflow:
     nodes: tuple[WorkflowNode, ...]  # in topological order after passes (stable by source)
     span: Span | None = _span()
     _by_name: dict[str, WorkflowNode] = field(
-        default_factory=dict, compare=False, repr=False, hash=False
+        default_factory=dict, init=False, compare=False, repr=False, hash=False
     )
 
     def __post_init__(self) -> None:
@@ -244,7 +244,9 @@ class Pipeline:
     jobs: tuple[Job, ...]
     workflows: tuple[Workflow, ...]
     source: str = "config.yml"
-    _by_name: dict[str, Job] = field(default_factory=dict, compare=False, repr=False, hash=False)
+    _by_name: dict[str, Job] = field(
+        default_factory=dict, init=False, compare=False, repr=False, hash=False
+    )
 
     def __post_init__(self) -> None:
         self._by_name.update((j.name, j) for j in self.jobs)
