@@ -16,7 +16,16 @@ __version__ = "0.1.0"
 class Result:
     files: dict[str, str] = field(default_factory=dict)  # relative output path → text
     diagnostics: list[Diagnostic] = field(default_factory=list)
-    report: str = ""  # the Markdown migration report
+    pipeline: object = None  # the compiled IR (cicompile.ir.Pipeline), for reports and tools
+    target: str = ""
+
+    def report(self) -> str:
+        """The Markdown migration report (rendered on demand: it needs jinja2)."""
+        from cicompile.ir import Pipeline
+        from cicompile.targets.report import render_report
+
+        assert isinstance(self.pipeline, Pipeline)
+        return render_report(self.pipeline, self.target, self.diagnostics)
 
     @property
     def ok(self) -> bool:
@@ -54,6 +63,4 @@ def compile_config(text: str, target: str, *, path: str = "config.yml",
         return Result({}, diags.sorted())
     if diags.has_errors:
         return Result({}, diags.sorted())
-    from cicompile.targets.report import render_report
-
-    return Result(files, diags.sorted(), render_report(pipeline, target, diags.sorted()))
+    return Result(files, diags.sorted(), pipeline, target)

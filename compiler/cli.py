@@ -154,7 +154,7 @@ def compile_command(
             sys.exit(1)
         return
     if report_path is not None:
-        _write_atomically(report_path, result.report)
+        _write_atomically(report_path, result.report())
     if output_dir is not None:
         for rel, content in sorted(result.files.items()):
             mode = 0o755 if rel.endswith(".sh") else None

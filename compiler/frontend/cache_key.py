@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from cicompile import ir
 from cicompile.diagnostics import Diagnostics, Span
-from lark import Lark, Token, Transformer, UnexpectedInput
+
+if TYPE_CHECKING:
+    from lark import Lark
 
 _FIELDS: dict[tuple[str, ...], ir.KeyPart] = {
     ("Branch",): ir.KeyPart(kind="branch"),
@@ -18,14 +21,33 @@ _FIELDS: dict[tuple[str, ...], ir.KeyPart] = {
 
 @cache
 def _parser() -> Lark:
+    # lark is imported only when a config has a cache key (keeps `cicompile` start-up fast).
+    from lark import Lark
+
     return Lark.open_from_package("cicompile.frontend", "cache_key.lark", parser="lalr")
 
 
-class _ToParts(Transformer[Token, list[ir.KeyPart]]):
+def _text_part(token: Any) -> ir.KeyPart:
+    return ir.KeyPart(kind="text", value=str(token))
+
+
+class _ToParts:
+    """Tree → parts; a plain visitor over lark's tree (so lark need not load at import)."""
+
+    def transform(self, tree: Any) -> list[ir.KeyPart]:
+        return self.start([self._node(c) for c in tree.children])
+
+    def _node(self, node: Any) -> Any:
+        from lark import Tree
+
+        if isinstance(node, Tree):
+            return getattr(self, str(node.data))([self._node(c) for c in node.children])
+        return node
+
     def start(self, items: list[object]) -> list[ir.KeyPart]:
         out: list[ir.KeyPart] = []
         for it in items:
-            part = ir.KeyPart(kind="text", value=str(it)) if isinstance(it, Token) else it
+            part = it if isinstance(it, ir.KeyPart) else _text_part(it)
             assert isinstance(part, ir.KeyPart)
             if part.kind == "text" and out and out[-1].kind == "text":
                 out[-1] = ir.KeyPart(kind="text", value=out[-1].value + part.value)
@@ -36,16 +58,16 @@ class _ToParts(Transformer[Token, list[ir.KeyPart]]):
     def placeholder(self, items: list[ir.KeyPart]) -> ir.KeyPart:
         return items[0]
 
-    def checksum(self, items: list[Token]) -> ir.KeyPart:
+    def checksum(self, items: list[Any]) -> ir.KeyPart:
         return ir.KeyPart(kind="checksum", value=str(items[0])[1:-1])
 
-    def epoch(self, _: list[Token]) -> ir.KeyPart:
+    def epoch(self, _: list[Any]) -> ir.KeyPart:
         return ir.KeyPart(kind="epoch")
 
-    def arch(self, _: list[Token]) -> ir.KeyPart:
+    def arch(self, _: list[Any]) -> ir.KeyPart:
         return ir.KeyPart(kind="arch")
 
-    def field(self, items: list[Token]) -> ir.KeyPart:
+    def field(self, items: list[Any]) -> ir.KeyPart:
         names = tuple(str(t) for t in items)
         if names in _FIELDS:
             return _FIELDS[names]
@@ -56,6 +78,10 @@ class _ToParts(Transformer[Token, list[ir.KeyPart]]):
 
 def parse_cache_key(text: str, span: Span | None, diags: Diagnostics) -> tuple[ir.KeyPart, ...]:
     """The template's parts; on a bad template, an `invalid-cache-key` error and no parts."""
+    if "{{" not in text:
+        return (_text_part(text),) if text else ()
+    from lark import UnexpectedInput
+
     try:
         tree = _parser().parse(text)
         return tuple(_ToParts().transform(tree))
@@ -63,8 +89,8 @@ def parse_cache_key(text: str, span: Span | None, diags: Diagnostics) -> tuple[i
         col = getattr(exc, "column", 1)
         diags.error("invalid-cache-key", f"cannot read cache key template {text!r} at column"
                     f" {col}", span)
-    except Exception as exc:  # lark wraps transformer errors in VisitError
-        inner = getattr(exc, "orig_exc", exc)
+    except ValueError as exc:
+        inner = exc
         diags.error("invalid-cache-key", f"unknown cache key template value {{{{ {inner} }}}}"
                     f" in {text!r}; known: .Branch, .Revision, .BuildNum, .CheckoutKey,"
                     " .Environment.NAME, checksum \"file\", epoch, arch", span)
