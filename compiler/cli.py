@@ -210,3 +210,45 @@ def _read(config: Path) -> str:
         return config.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise click.UsageError(f"cannot read {config}: {exc}") from exc
+
+
+@main.command("audit", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-t", "--target", "targets", type=click.Choice(TARGETS), multiple=True,
+              help="Targets to compile for (repeatable; default: all).")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the summary as Markdown.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the full results as JSON.")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+def audit_command(targets: tuple[str, ...], md_path: Path | None, json_path: Path | None,
+                  paths: tuple[Path, ...]) -> None:
+    """Compile many configs (files, or folders holding .circleci/config.yml) and summarise:
+    jobs, workflows, approximated and unsupported constructs, manual tasks. One bad config
+    never stops the batch; the exit status is 1 if any config did not compile."""
+    from cicompile.audit import (
+        audit_config,
+        find_configs,
+        render_json,
+        render_markdown,
+        render_table,
+        table_rows,
+    )
+
+    chosen = list(targets) or list(TARGETS)
+    configs = find_configs(list(paths))
+    if not configs:
+        raise click.UsageError("no CircleCI config found under the given paths")
+    audits = []
+    show_bar = len(configs) > 3 and sys.stderr.isatty()
+    with click.progressbar(configs, label="auditing", file=sys.stderr,
+                           hidden=not show_bar) as bar:
+        for cfg in bar:
+            audits.append(audit_config(cfg, chosen))
+    click.echo(render_table(table_rows(audits, chosen)), nl=False)
+    if md_path is not None:
+        _write_atomically(md_path, render_markdown(audits, chosen))
+    if json_path is not None:
+        _write_atomically(json_path, render_json(audits))
+    if not all(a.ok for a in audits):
+        sys.exit(1)

@@ -183,3 +183,32 @@ def test_pipeline_parameters_from_the_command_line(tmp_path: Path) -> None:
     r = cli("--target", "github", "-p", "deploy=maybe", str(cfg))
     assert r.returncode == 1 and "[invalid-parameter]" in r.stderr
     assert cli("--target", "github", "-p", "nonsense", str(cfg)).returncode == 2
+
+
+def test_audit_batch_with_folders_and_bad_configs(tmp_path: Path) -> None:
+    for name, src in (("good", "seed-approval"), ("bad", "err-cycle"), ("also", "seed-workspace")):
+        d = tmp_path / name / ".circleci"
+        d.mkdir(parents=True)
+        (d / "config.yml").write_text((GOLDEN / src / "input.yml").read_text())
+    (tmp_path / "broken.yml").write_bytes(b"version: 2\n\xff\n")
+    md, js = tmp_path / "audit.md", tmp_path / "audit.json"
+    r = cli("audit", str(tmp_path), str(tmp_path / "broken.yml"), "--markdown", str(md),
+            "--json", str(js))
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    lines = r.stdout.splitlines()
+    assert any("good/.circleci/config.yml" in ln and "clean" in ln for ln in lines)
+    assert any("bad/.circleci/config.yml" in ln and "1 error" in ln for ln in lines)
+    assert any(ln.startswith("TOTAL (2/4 compiled)") for ln in lines)
+    import json as _json
+
+    data = _json.loads(js.read_text())
+    by_path = {Path(c["path"]).parent.parent.name: c for c in data["configs"]}
+    assert by_path["good"]["approvals"] == 1 and by_path["good"]["jobs"] == 4
+    assert by_path["bad"]["targets"]["github"]["codes"] == {"requires-cycle": 1}
+    assert "| config | workflows |" in md.read_text()
+
+
+def test_audit_needs_configs(tmp_path: Path) -> None:
+    r = cli("audit", str(tmp_path))
+    assert r.returncode == 2 and "no CircleCI config found" in r.stderr

@@ -1,0 +1,181 @@
+"""`cicompile audit`: compile many configs for several targets and summarise what it takes.
+
+For migration scripts over many repositories: per config and in total, the jobs and workflows,
+the constructs translated, approximated or unsupported, and the manual tasks left. One bad
+config never stops the batch: its errors (or an internal error) are recorded and the audit
+goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cicompile.diagnostics import Diagnostic, Severity
+
+# Diagnostic codes by what they say about the translation.
+UNSUPPORTED_PREFIXES = ("unsupported-",)
+MANUAL_TASK_CODES = {"approval-environment", "schedule-default-branch"}
+
+
+@dataclass
+class TargetResult:
+    target: str
+    ok: bool
+    errors: int = 0
+    approximated: int = 0  # warnings other than unsupported-*
+    unsupported: int = 0
+    manual_tasks: int = 0
+    codes: Counter[str] = field(default_factory=Counter)
+    internal_error: str = ""
+
+
+@dataclass
+class ConfigAudit:
+    path: str
+    workflows: int = 0
+    jobs: int = 0
+    approvals: int = 0
+    results: list[TargetResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+
+def find_configs(paths: list[Path]) -> list[Path]:
+    """Files as given; for folders, every `.circleci/config.yml` (or .yaml) below them."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = sorted(
+                f for pattern in (".circleci/config.yml", ".circleci/config.yaml")
+                for f in p.rglob(pattern)
+                if ".git" not in f.parts
+            )
+            out.extend(found)
+        else:
+            out.append(p)
+    return list(dict.fromkeys(out))
+
+
+def _classify(result: TargetResult, diags: list[Diagnostic]) -> None:
+    for d in diags:
+        result.codes[d.code] += 1
+        if d.severity is Severity.ERROR:
+            result.errors += 1
+        elif d.code in MANUAL_TASK_CODES:
+            result.manual_tasks += 1
+        elif d.severity is Severity.WARNING and d.code.startswith(UNSUPPORTED_PREFIXES):
+            result.unsupported += 1
+        elif d.severity is Severity.WARNING:
+            result.approximated += 1
+
+
+def audit_config(path: Path, targets: list[str]) -> ConfigAudit:
+    from cicompile import compile_config
+    from cicompile.ir import NodeKind, Pipeline
+    from cicompile.targets.report import undefined_variables
+
+    audit = ConfigAudit(str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        audit.results = [TargetResult(t, ok=False, errors=1, internal_error=f"unreadable: {exc}")
+                         for t in targets]
+        return audit
+    for target in targets:
+        result = TargetResult(target, ok=False)
+        try:
+            compiled = compile_config(text, target, path=str(path))
+        except Exception as exc:  # a bug in cicompile: record it, keep auditing
+            result.internal_error = f"{type(exc).__name__}: {exc}"
+            result.errors = 1
+            audit.results.append(result)
+            continue
+        result.ok = compiled.ok
+        _classify(result, compiled.diagnostics)
+        pipeline = compiled.pipeline
+        if isinstance(pipeline, Pipeline):
+            nodes = [n for wf in pipeline.workflows for n in wf.nodes]
+            audit.workflows = len(pipeline.workflows)
+            audit.jobs = sum(n.kind is NodeKind.JOB for n in nodes)
+            audit.approvals = sum(n.kind is NodeKind.APPROVAL for n in nodes)
+            secrets = {v for n in nodes if n.job for v in undefined_variables(pipeline.job(n.job))}
+            contexts = {c for n in nodes for c in n.context}
+            result.manual_tasks += len(secrets) + len(contexts)
+        audit.results.append(result)
+    return audit
+
+
+def _status(r: TargetResult) -> str:
+    if r.internal_error:
+        return "CRASH"
+    if not r.ok:
+        return f"{r.errors} error" + ("s" if r.errors != 1 else "")
+    if r.unsupported or r.approximated:
+        return f"{r.approximated}~ {r.unsupported}!"
+    return "clean"
+
+
+def table_rows(audits: list[ConfigAudit], targets: list[str]) -> list[list[str]]:
+    rows = [["config", "workflows", "jobs", "approvals", *targets, "manual tasks"]]
+    for a in audits:
+        manual = max((r.manual_tasks for r in a.results), default=0)
+        rows.append([a.path, str(a.workflows), str(a.jobs), str(a.approvals),
+                     *(_status(r) for r in a.results), str(manual)])
+    ok = sum(a.ok for a in audits)
+    rows.append([f"TOTAL ({ok}/{len(audits)} compiled)", str(sum(a.workflows for a in audits)),
+                 str(sum(a.jobs for a in audits)), str(sum(a.approvals for a in audits)),
+                 *(f"{sum(a.results[i].ok for a in audits)} ok" for i in range(len(targets))),
+                 str(sum(max((r.manual_tasks for r in a.results), default=0) for a in audits))])
+    return rows
+
+
+def render_table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for k, row in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if k == 0 or k == len(rows) - 2:
+            lines.append("  ".join("-" * w for w in widths))
+    legend = "status per target: clean | N~ approximated, M! unsupported constructs | errors"
+    return "\n".join(lines) + "\n" + legend + "\n"
+
+
+def render_markdown(audits: list[ConfigAudit], targets: list[str]) -> str:
+    rows = table_rows(audits, targets)
+    out = ["# cicompile audit", "", "| " + " | ".join(rows[0]) + " |",
+           "|" + " --- |" * len(rows[0])]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
+    codes: Counter[str] = Counter()
+    for a in audits:
+        for r in a.results:
+            codes.update(r.codes)
+    if codes:
+        out += ["", "## Diagnostics by code (all configs, all targets)", "",
+                "| code | count |", "| --- | --- |"]
+        out += [f"| `{c}` | {n} |" for c, n in sorted(codes.items(), key=lambda x: (-x[1], x[0]))]
+    crashes = [(a.path, r.target, r.internal_error) for a in audits for r in a.results
+               if r.internal_error]
+    if crashes:
+        out += ["", "## Internal errors (please report)", ""]
+        out += [f"- `{p}` ({t}): {e}" for p, t, e in crashes]
+    return "\n".join(out) + "\n"
+
+
+def render_json(audits: list[ConfigAudit]) -> str:
+    return json.dumps({
+        "version": 1,
+        "configs": [{
+            "path": a.path, "workflows": a.workflows, "jobs": a.jobs, "approvals": a.approvals,
+            "targets": {r.target: {
+                "ok": r.ok, "errors": r.errors, "approximated": r.approximated,
+                "unsupported": r.unsupported, "manual_tasks": r.manual_tasks,
+                "codes": dict(sorted(r.codes.items())), "internal_error": r.internal_error or None,
+            } for r in a.results},
+        } for a in audits],
+    }, indent=2) + "\n"
