@@ -73,7 +73,16 @@ def _render(diags: list[Diagnostic], fmt: str) -> str:
         return render_json(diags)
     if fmt == "github":
         return render_github(diags)
-    return render_text(diags)
+    text = render_text(diags)
+    if _colour():
+        for sev, colour in (("error", "red"), ("warning", "yellow"), ("note", "cyan")):
+            text = text.replace(f": {sev}: ", ": " + click.style(sev, fg=colour, bold=True) + ": ")
+    return text
+
+
+def _colour() -> bool:
+    """Colour only for a person at a terminal (https://no-color.org)."""
+    return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
 
 
 class _DefaultGroup(click.Group):
@@ -113,6 +122,8 @@ def main() -> None:
               help="Set a 2.1 pipeline parameter (repeatable); typed by its declaration.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown migration report (manual tasks, secrets, approximations).")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings or notes).")
+@click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 def compile_command(
     target: str,
@@ -122,6 +133,8 @@ def compile_command(
     show_diff: bool,
     report_path: Path | None,
     params: tuple[str, ...],
+    quiet: bool,
+    verbose: bool,
     config: Path,
 ) -> None:
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
@@ -144,8 +157,9 @@ def compile_command(
         click.echo(f"{shown}: error: internal error in cicompile ({type(exc).__name__}: {exc});"
                    " please report it, with CICOMPILE_DEBUG=1 output [internal-error]", err=True)
         sys.exit(3)
-    if result.diagnostics:
-        click.echo(_render(result.diagnostics, fmt), err=True, nl=False)
+    shown_diags = [d for d in result.diagnostics if not quiet or d.severity == "error"]
+    if shown_diags:
+        click.echo(_render(shown_diags, fmt), err=True, nl=False)
     if not result.ok:
         sys.exit(1)
     if output_dir is not None and (check or show_diff):
@@ -159,6 +173,8 @@ def compile_command(
         for rel, content in sorted(result.files.items()):
             mode = 0o755 if rel.endswith(".sh") else None
             _write_atomically(output_dir / rel, content, mode)
+            if verbose:
+                click.echo(f"wrote {output_dir / rel}", err=True)
         return
     if len(result.files) == 1:
         click.echo(next(iter(result.files.values())), nl=False)

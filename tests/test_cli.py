@@ -212,3 +212,14 @@ def test_audit_batch_with_folders_and_bad_configs(tmp_path: Path) -> None:
 def test_audit_needs_configs(tmp_path: Path) -> None:
     r = cli("audit", str(tmp_path))
     assert r.returncode == 2 and "no CircleCI config found" in r.stderr
+
+
+def test_quiet_and_verbose(tmp_path: Path) -> None:
+    approval = str(GOLDEN / "seed-approval" / "input.yml")
+    assert "[approval-environment]" in cli("--target", "github", approval).stderr
+    assert cli("--target", "github", "-q", approval).stderr == ""
+    r = cli("--target", "gitlab", "-v", "-o", str(tmp_path), approval)
+    assert f"wrote {tmp_path}/.gitlab-ci.yml" in r.stderr
+    r = cli("--target", "github", "-q", str(GOLDEN / "err-cycle" / "input.yml"))
+    assert "[requires-cycle]" in r.stderr  # errors are never silenced
+    assert "\x1b[" not in r.stderr  # no colour when stderr is not a terminal
