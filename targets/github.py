@@ -33,6 +33,7 @@ from cicompile.targets.base import (
 )
 from cicompile.targets.cachekey import CHECKSUM_FUNCTION, cache_key_lines, needs_checksum
 from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, bash_condition
+from cicompile.targets.report import IMAGE_VARIABLES, undefined_variables
 from cicompile.targets.yamldump import dump_yaml
 
 CHECKOUT = "actions/checkout@v5"
@@ -227,6 +228,20 @@ class _JobEmitter:
         }
         for k, v in job.environment:
             env[k] = literal(v)
+        if self.node.context:
+            # CircleCI injects a context's variables; GitHub has secrets. The config does not
+            # list a context's variables, so wire what the commands read and nothing defines.
+            wired = sorted(v for v in undefined_variables(job) if v not in IMAGE_VARIABLES)
+            for name in wired:
+                env.setdefault(name, f"${{{{ secrets.{name} }}}}")
+            if wired:
+                self.ctx.diags.note(
+                    "context-secrets",
+                    f"{self.node.name!r} uses context(s) {', '.join(self.node.context)}: its"
+                    f" commands read {', '.join(wired)}, wired from GitHub secrets of the same"
+                    " names (create them)",
+                    self.node.span,
+                )
         return env
 
     def dir_keys(self, path: str) -> tuple[dict[str, Any], str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import jinja2
 from cicompile import ir
 from cicompile.diagnostics import Diagnostic, Severity
 
@@ -13,6 +12,13 @@ BUILTIN_VARS = {
     "CI", "CIRCLECI", "HOME", "PATH", "PWD", "OLDPWD", "USER", "SHELL", "BASH_ENV", "TERM",
     "HOSTNAME", "LANG", "RANDOM", "SECONDS", "LINENO", "IFS", "UID", "EUID", "PPID", "OSTYPE",
     "BASH_SOURCE", "BASH_VERSION", "FUNCNAME", "PIPESTATUS", "REPLY", "OPTARG", "OPTIND",
+}
+# Variables that images and tools set themselves: never secrets, never to be overwritten.
+IMAGE_VARIABLES = {
+    "JAVA_HOME", "GOPATH", "GOROOT", "GOBIN", "PYTHONPATH", "VIRTUAL_ENV", "NODE_ENV",
+    "NODE_OPTIONS", "NVM_DIR", "RAILS_ENV", "RACK_ENV", "GEM_HOME", "BUNDLE_PATH", "CARGO_HOME",
+    "RUSTUP_HOME", "ANDROID_HOME", "ANDROID_SDK_ROOT", "DISPLAY", "LC_ALL", "LC_CTYPE", "TZ",
+    "TMPDIR", "XDG_CACHE_HOME", "DEBIAN_FRONTEND", "MAVEN_OPTS", "GRADLE_OPTS", "JAVA_OPTS",
 }
 SECRET_KIND = {
     "github": "repository or environment secrets (`secrets.NAME`), exposed to the jobs as env",
@@ -75,7 +81,7 @@ def _secrets(pipeline: ir.Pipeline) -> list[Secret]:
         for node in wf.nodes:
             if node.job is None:
                 continue
-            for var in undefined_variables(pipeline.job(node.job)):
+            for var in undefined_variables(pipeline.job(node.job)) - IMAGE_VARIABLES:
                 users.setdefault(var, set()).add(node.name)
                 contexts.setdefault(var, set()).update(node.context)
     return [Secret(v, sorted(users[v]), sorted(contexts[v])) for v in sorted(users)]
@@ -98,6 +104,8 @@ def render_report(pipeline: ir.Pipeline, target: str, diagnostics: list[Diagnost
             for ctx in node.context:
                 tasks.append(Row(_where(node.span), f"{node.name!r} uses CircleCI context"
                                  f" {ctx!r}: create its variables ({SECRET_KIND[target]})"))
+    import jinja2  # only when a report is asked for (start-up time)
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("cicompile.targets", "templates"),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True,

@@ -106,6 +106,7 @@ class WorkflowRunner:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.ev = Evaluator()
         self.workflow_env: dict[str, Any] = {}
+        self.secrets: dict[str, str] = {}
 
     def close(self) -> None:
         self.ev.close()
@@ -132,7 +133,7 @@ class WorkflowRunner:
                 results[jid] = JobRun("waiting")
                 continue
             all_ok = all(results[n].result == "success" for n in needs)
-            ctx: dict[str, Any] = {"github": github, "needs": needs_ctx}
+            ctx: dict[str, Any] = {"github": github, "needs": needs_ctx, "secrets": self.secrets}
             if "if" in job:
                 _, go = self.ev.eval(str(job["if"]), ctx, "success" if all_ok else "failure",
                                      if_=True)

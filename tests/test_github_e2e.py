@@ -207,3 +207,27 @@ def test_cache_saved_then_restored_with_prefix_fallback(runner: WorkflowRunner,
     for job in ("seed", "exact", "fallback", "miss"):
         assert res[job].result == "success", (job, res[job].log)
     assert "restored cache v1-deps-main-" in res["fallback"].log
+
+
+CONTEXT = """
+version: 2
+jobs:
+  deploy:
+    steps:
+      - run: test "$BUCKET" = from-secret && test "$REGION" = eu && echo "home $HOME"
+    environment: {REGION: eu}
+workflows:
+  version: 2
+  w:
+    jobs:
+      - deploy: {context: [aws-prod]}
+"""
+
+
+def test_context_variables_come_from_secrets(runner: WorkflowRunner, tmp_path: Path) -> None:
+    files = _compile(CONTEXT, tmp_path)
+    text = files["w"].read_text()
+    assert "BUCKET: ${{ secrets.BUCKET }}" in text and "secrets.HOME" not in text
+    runner.secrets = {"BUCKET": "from-secret"}
+    res = runner.run(files["w"], "branch", "main")
+    assert res["deploy"].result == "success", res["deploy"].log
