@@ -5,7 +5,10 @@ Public API: `compile_config(text, target, path=..., pipeline_params=...)` → `R
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from cicompile.diagnostics import ConfigError, Diagnostic, Diagnostics
 
@@ -33,15 +36,19 @@ class Result:
 
 
 def build_ir(text: str, path: str, diags: Diagnostics, *,
-             pipeline_params: dict[str, str] | None = None) -> object:
+             pipeline_params: dict[str, str] | None = None, orb_dir: Path | None = None,
+             on_expanded: Callable[[object], None] | None = None) -> object:
     """Front end + passes. Raises ConfigError after recording errors.
 
     `pipeline_params`: values of 2.1 pipeline parameters, as text (`--param name=value`).
+    `orb_dir`: where registry orbs' sources are (docs/orbs.md); `on_expanded` receives the
+    config tree after 2.1 expansion (the `circleci` target prints it).
     """
     from cicompile.frontend.circleci import parse_config
     from cicompile.passes import PassContext, run_passes
 
-    pipeline = parse_config(text, path, diags, pipeline_params=pipeline_params)
+    pipeline = parse_config(text, path, diags, pipeline_params=pipeline_params,
+                            orb_dir=orb_dir, on_expanded=on_expanded)
     pipeline = run_passes(pipeline, PassContext(diags))
     if diags.has_errors:
         raise ConfigError
@@ -49,18 +56,28 @@ def build_ir(text: str, path: str, diags: Diagnostics, *,
 
 
 def compile_config(text: str, target: str, *, path: str = "config.yml",
-                   pipeline_params: dict[str, str] | None = None) -> Result:
+                   pipeline_params: dict[str, str] | None = None,
+                   orb_dir: Path | None = None) -> Result:
     from cicompile.ir import Pipeline
     from cicompile.targets import get_target
     from cicompile.targets.base import EmitContext
 
     diags = Diagnostics()
+    ctx = EmitContext(diags)
     try:
-        pipeline = build_ir(text, path, diags, pipeline_params=pipeline_params)
+        pipeline = build_ir(text, path, diags, pipeline_params=pipeline_params, orb_dir=orb_dir,
+                            on_expanded=_keep_tree(ctx) if target == "circleci" else None)
         assert isinstance(pipeline, Pipeline)
-        files = get_target(target).emit(pipeline, EmitContext(diags))
+        files = get_target(target).emit(pipeline, ctx)
     except ConfigError:
         return Result({}, diags.sorted())
     if diags.has_errors:
         return Result({}, diags.sorted())
     return Result(files, diags.sorted(), pipeline, target)
+
+
+def _keep_tree(ctx: Any) -> Callable[[object], None]:
+    def keep(tree: object) -> None:
+        ctx.expanded = tree
+
+    return keep

@@ -12,7 +12,11 @@ import click
 from cicompile import __version__, compile_config
 from cicompile.diagnostics import Diagnostic, render_github, render_json, render_text
 
-TARGETS = ("github", "gitlab", "make", "shell")
+TARGETS = ("github", "gitlab", "make", "shell", "circleci")
+# Registry orbs' sources (docs/orbs.md); `cicompile orbs fetch` fills such a directory.
+ORB_DIR_OPTION = click.option(
+    "--orb-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Read registry orbs (ns/orb@version) from this directory (see `cicompile orbs fetch`).")
 
 EPILOG = """\b
 Examples:
@@ -22,6 +26,8 @@ Examples:
   cicompile --target shell -o . .circleci/config.yml && bash ci.sh
   cicompile --target github -o . --report MIGRATION.md .circleci/config.yml
   cicompile --target github -o . --check .circleci/config.yml   # CI: is the output current?
+  cicompile orbs fetch .circleci/config.yml --orb-dir .circleci/orbs   # registry orbs, locked
+  cicompile --target circleci --orb-dir .circleci/orbs .circleci/config.yml  # expanded config
 
 \b
 Exit status: 0 compiled; 1 the config has errors (nothing is written), or --check
@@ -124,6 +130,7 @@ def main() -> None:
               help="Write a Markdown migration report (manual tasks, secrets, approximations).")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings or notes).")
 @click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
+@ORB_DIR_OPTION
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 def compile_command(
     target: str,
@@ -136,6 +143,7 @@ def compile_command(
     quiet: bool,
     verbose: bool,
     config: Path,
+    orb_dir: Path | None = None,
 ) -> None:
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
     if (check or show_diff) and output_dir is None:
@@ -150,7 +158,8 @@ def compile_command(
         shown = str(config)
     pipeline_params = _params(params)
     try:
-        result = compile_config(text, target, path=shown, pipeline_params=pipeline_params)
+        result = compile_config(text, target, path=shown, pipeline_params=pipeline_params,
+                                orb_dir=orb_dir)
     except Exception as exc:  # a bug in cicompile, not in the config
         if os.environ.get("CICOMPILE_DEBUG"):
             raise
@@ -191,8 +200,10 @@ def compile_command(
               show_default=True)
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Set a 2.1 pipeline parameter (repeatable).")
+@ORB_DIR_OPTION
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-def graph_command(fmt: str, params: tuple[str, ...], config: Path) -> None:
+def graph_command(fmt: str, params: tuple[str, ...], config: Path,
+                  orb_dir: Path | None = None) -> None:
     """Draw each workflow's job graph: approvals as distinct shapes, filters as labels,
     edges implied by others (dropped from `needs`) dashed."""
     from cicompile import build_ir
@@ -203,7 +214,8 @@ def graph_command(fmt: str, params: tuple[str, ...], config: Path) -> None:
     text = sys.stdin.read() if str(config) == "-" else _read(config)
     diags = Diagnostics()
     try:
-        pipeline = build_ir(text, str(config), diags, pipeline_params=_params(params))
+        pipeline = build_ir(text, str(config), diags, pipeline_params=_params(params),
+                            orb_dir=orb_dir)
     except ConfigError:
         click.echo(render_text(diags.sorted()), err=True, nl=False)
         sys.exit(1)
@@ -251,7 +263,8 @@ def audit_command(targets: tuple[str, ...], md_path: Path | None, json_path: Pat
         table_rows,
     )
 
-    chosen = list(targets) or list(TARGETS)
+    # By default the migration targets only: `circleci` (the processed config) is no migration.
+    chosen = list(targets) or [t for t in TARGETS if t != "circleci"]
     configs = find_configs(list(paths))
     if not configs:
         raise click.UsageError("no CircleCI config found under the given paths")
@@ -268,3 +281,41 @@ def audit_command(targets: tuple[str, ...], md_path: Path | None, json_path: Pat
         _write_atomically(json_path, render_json(audits))
     if not all(a.ok for a in audits):
         sys.exit(1)
+
+
+@main.group("orbs", context_settings={"help_option_names": ["-h", "--help"]})
+def orbs_group() -> None:
+    """Registry orbs: get their sources for offline compilation (--orb-dir)."""
+
+
+@orbs_group.command("fetch", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--orb-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the orb sources and orbs.lock (created if missing).")
+@click.option("--registry", default="https://circleci.com", show_default=True,
+              help="The orb registry (its GraphQL API is REGISTRY/graphql-unstable).")
+@click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+def orbs_fetch_command(orb_dir: Path, registry: str, config: Path) -> None:
+    """Download the source of every registry orb CONFIG imports (and the orbs those import)
+    into ORB_DIR as packed YAML, and record version and sha256 in ORB_DIR/orbs.lock."""
+    from cicompile.diagnostics import ConfigError, Diagnostics
+    from cicompile.frontend.yaml_loader import YMap, load_yaml
+    from cicompile.orbfetch import FetchError, fetch_orbs, orb_refs
+
+    text = sys.stdin.read() if str(config) == "-" else _read(config)
+    diags = Diagnostics()
+    try:
+        root = load_yaml(text, str(config), diags)
+    except ConfigError:
+        click.echo(render_text(diags.sorted()), err=True, nl=False)
+        sys.exit(1)
+    refs, skipped = orb_refs(root) if isinstance(root, YMap) else ([], [])
+    try:
+        result = fetch_orbs(refs, orb_dir, registry)
+    except (FetchError, OSError) as exc:
+        click.echo(f"{config}: error: {exc} [orb-fetch]", err=True)
+        sys.exit(1)
+    for ref in [*skipped, *result.skipped]:
+        click.echo(f"{config}: warning: orb {ref!r} is not a fixed `ns/name@version`; not"
+                   " fetched [orb-fetch]", err=True)
+    for f in result.fetched:
+        click.echo(f"fetched {f.ref} ({f.version}) -> {orb_dir / f.file}", err=True)

@@ -223,9 +223,20 @@ class WorkflowNode:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """One `triggers: - schedule:` entry: a POSIX cron line (UTC) and its branch filter."""
+
+    cron: str
+    branches: RefFilter
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Workflow:
     name: str
     nodes: tuple[WorkflowNode, ...]  # in topological order after passes (stable by source)
+    # Non-empty: the workflow runs only on these schedules, never on a push (semantics §5.7).
+    schedules: tuple[Schedule, ...] = ()
     span: Span | None = _span()
     _by_name: dict[str, WorkflowNode] = field(
         default_factory=dict, init=False, compare=False, repr=False, hash=False

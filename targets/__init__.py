@@ -23,7 +23,11 @@ def get_target(name: str) -> Target:
         from cicompile.targets.shell import ShellTarget
 
         return ShellTarget()
+    if name == "circleci":
+        from cicompile.targets.circleci import CircleCITarget
+
+        return CircleCITarget()
     raise KeyError(name)
 
 
-TARGET_NAMES: tuple[str, ...] = ("github", "gitlab", "make", "shell")
+TARGET_NAMES: tuple[str, ...] = ("github", "gitlab", "make", "shell", "circleci")

@@ -8,6 +8,9 @@ matters, and both use this same function.
 
 from __future__ import annotations
 
+from functools import cache
+from importlib.resources import files
+
 from cicompile import ir
 from cicompile.targets.base import path_quote
 
@@ -65,3 +68,34 @@ def cache_key_lines(keys: list[tuple[ir.KeyPart, ...]], prefix: str = "key") -> 
 
 def needs_checksum(keys: list[tuple[ir.KeyPart, ...]]) -> bool:
     return any(p.kind == "checksum" for parts in keys for p in parts)
+
+
+@cache
+def cache_store_functions() -> str:
+    """The POSIX-sh cache store: CircleCI's immutable saves and prefix/newest restores over a
+    directory, shared by the make, shell and GitLab targets. `templates/cache_store.sh.j2` is
+    plain sh read verbatim (named .j2 so it ships with the other templates)."""
+    text = files("cicompile.targets.templates").joinpath("cache_store.sh.j2").read_text()
+    return text.rstrip("\n")
+
+
+def cache_step_lines(
+    step: ir.SaveCache | ir.RestoreCache,
+    store: str,
+    roots: list[str],
+    paths: list[str],
+) -> list[str]:
+    """The bash of one cache step over the store (`cache_store_functions`): compute the keys,
+    then save or restore.
+
+    `store` and `roots` (`"NAME=DIR"` words) are shell words of the target; `paths` are the
+    save's paths as shell words naming absolute paths (ignored for a restore).
+    """
+    if isinstance(step, ir.SaveCache):
+        lines = cache_key_lines([step.key_parts])
+        call = ["cc_cache_save", store, '"$key0"', *roots, "--", *paths]
+    else:
+        lines = cache_key_lines(list(step.key_parts))
+        keys = [f'"$key{i}"' for i in range(len(step.key_parts))]
+        call = ["cc_cache_restore", store, *roots, "--", *keys]
+    return [*lines, " ".join(call)]

@@ -34,6 +34,7 @@ from cicompile.targets.base import (
 from cicompile.targets.cachekey import CHECKSUM_FUNCTION, cache_key_lines, needs_checksum
 from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, bash_condition
 from cicompile.targets.report import IMAGE_VARIABLES, undefined_variables
+from cicompile.targets.shim import install_script, may_halt, needs_shim
 from cicompile.targets.yamldump import dump_yaml
 
 CHECKOUT = "actions/checkout@v5"
@@ -44,6 +45,9 @@ CACHE_SAVE = "actions/cache/save@v5"
 GATE = "circleci-gate"
 PROJECT = "~/project"
 WS_DIR = "cicompile-workspace"
+NODE_AXIS = "circleci_node_index"  # the matrix axis of a parallel job (0-based, as CircleCI)
+SHIM_DIR = "$RUNNER_TEMP/cicompile-bin"
+HALTED = "env.CICOMPILE_HALTED != 'true'"  # set in $GITHUB_ENV by `circleci-agent step halt`
 
 # CircleCI's built-in variables that are the same for every job of a run.
 WORKFLOW_ENV = {
@@ -217,15 +221,37 @@ class _JobEmitter:
                     " as hostname (not `localhost` as on CircleCI)",
                     ex.images[1].span,
                 )
+        if job.parallelism > 1:
+            # One leg per CircleCI node; a failing node must not cancel the others.
+            out["strategy"] = {
+                "fail-fast": False,
+                "matrix": {NODE_AXIS: list(range(job.parallelism))},
+            }
         out["env"] = self.env(job)
-        out["steps"] = self.steps(job)
+        # A job without steps (`type: no-op`) still needs one: GitHub rejects `steps: []`.
+        out["steps"] = self.steps(job) or [{"name": "No steps", "run": "true"}]
         return out
+
+    def shard_suffix(self, job: ir.Job) -> str:
+        """What makes an artifact name unique per node of a parallel job (else nothing)."""
+        return f"-node${{{{ matrix.{NODE_AXIS} }}}}" if job.parallelism > 1 else ""
+
+    def layer_names(self, layer: ir.WorkspaceLayer) -> list[str]:
+        """A layer's artifact names: one, or one per node of a parallel job, in node order."""
+        base = f"{WS_DIR}-{self.ids[layer.node]}-{layer.index}"
+        job = self.wf.node(layer.node).job
+        shards = self.pipeline.job(job).parallelism if job is not None else 1
+        return [base] if shards <= 1 else [f"{base}-node{i}" for i in range(shards)]
 
     def env(self, job: ir.Job) -> dict[str, str]:
         env = {
             "CIRCLE_JOB": literal(self.node.name),
             "CIRCLE_WORKING_DIRECTORY": literal(job.working_directory),
         }
+        if job.parallelism > 1:
+            # The workflow-level defaults are 0 and 1; a parallel job's legs override them.
+            env["CIRCLE_NODE_INDEX"] = f"${{{{ matrix.{NODE_AXIS} }}}}"
+            env["CIRCLE_NODE_TOTAL"] = str(job.parallelism)
         for k, v in job.environment:
             env[k] = literal(v)
         if self.node.context:
@@ -273,8 +299,17 @@ class _JobEmitter:
                 "run": 'if [ ! -e ~/project ]; then mkdir -p ~ && ln -s "$GITHUB_WORKSPACE"'
                        " ~/project; fi",
             })
+        if needs_shim(job):
+            steps.append({
+                "name": "Install the circleci CLI shim",
+                "run": install_script(f'"{SHIM_DIR}"') + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
+            })
+        first = len(steps)
         for step in job.steps:
             steps.extend(self.step(job, step))
+        if may_halt(job):
+            for emitted in steps[first:]:
+                _guard_halt(emitted)
         return steps
 
     def run_step(self, job: ir.Job, step: ir.Run) -> dict[str, Any]:
@@ -339,7 +374,7 @@ class _JobEmitter:
                 ]
             case ir.PersistToWorkspace():
                 keys, prefix = self.dir_keys(wd)
-                name = f"{WS_DIR}-{self.id}-{step.layer}"
+                name = f"{WS_DIR}-{self.id}-{step.layer}{self.shard_suffix(job)}"
                 paths = " ".join(path_quote(literal(p)) for p in step.paths)
                 return [
                     {
@@ -373,7 +408,7 @@ class _JobEmitter:
                         "if": "${{ !cancelled() }}",
                         "uses": UPLOAD,
                         "with": {
-                            "name": f"{self.id}-{what}-{index}",
+                            "name": f"{self.id}-{what}-{index}{self.shard_suffix(job)}",
                             "path": literal(gh_wd or cd or "."),
                             "if-no-files-found": "warn",
                             "include-hidden-files": True,
@@ -455,14 +490,18 @@ class _JobEmitter:
         names = []
         for layer in self.node.layers:
             aid = self.ids[layer.node]
-            name = f"{WS_DIR}-{aid}-{layer.index}"
-            names.append(name)
-            dl: dict[str, Any] = {"name": f"Download workspace layer of {literal(layer.node)}"}
-            if self.gated and self.wf.node(layer.node).exists != self.node.exists:
-                dl["if"] = f"${{{{ needs.{GATE}.outputs.{aid} == 'true' }}}}"
-            dl["uses"] = DOWNLOAD
-            dl["with"] = {"name": name, "path": f"${{{{ runner.temp }}}}/{WS_DIR}-in"}
-            out.append(dl)
+            layer_names = self.layer_names(layer)
+            for name in layer_names:
+                names.append(name)
+                of = literal(layer.node)
+                if len(layer_names) > 1:
+                    of += f" (node {name.rsplit('-node', 1)[1]})"
+                dl: dict[str, Any] = {"name": f"Download workspace layer of {of}"}
+                if self.gated and self.wf.node(layer.node).exists != self.node.exists:
+                    dl["if"] = f"${{{{ needs.{GATE}.outputs.{aid} == 'true' }}}}"
+                dl["uses"] = DOWNLOAD
+                dl["with"] = {"name": name, "path": f"${{{{ runner.temp }}}}/{WS_DIR}-in"}
+                out.append(dl)
         at = join_circleci_path(job.working_directory, step.at)
         keys, prefix = self.dir_keys(job.working_directory)
         lines = [f"mkdir -p {_shell_path(at)}"]
@@ -472,6 +511,21 @@ class _JobEmitter:
         out.append({"name": f"Attach workspace at {literal(step.at)}", **keys,
                     "run": prefix + "\n".join(lines)})
         return out
+
+
+def _guard_halt(step: dict[str, Any]) -> None:
+    """Skip the step once `circleci-agent step halt` ran (keeping its own condition)."""
+    cond = step.get("if")
+    if cond is None:
+        cond = f"${{{{ {HALTED} }}}}"
+    else:
+        inner = cond.removeprefix("${{").removesuffix("}}").strip()
+        cond = f"${{{{ ({inner}) && {HALTED} }}}}"
+    # `if` goes right after the name, where the other steps write it.
+    rest = {k: v for k, v in step.items() if k not in ("name", "if")}
+    name = {"name": step["name"]} if "name" in step else {}
+    step.clear()
+    step.update({**name, "if": cond, **rest})
 
 
 def _gate_job(wf: ir.Workflow, ids: dict[str, str]) -> dict[str, Any]:
@@ -511,6 +565,23 @@ class GitHubTarget(Target):
             )
         return files
 
+    @staticmethod
+    def triggers(wf: ir.Workflow, push: dict[str, Any], ctx: EmitContext) -> dict[str, Any]:
+        """`on:` — a scheduled workflow never runs on push (semantics §5.7); every workflow
+        can be started by hand (`workflow_dispatch`), where the gate still applies filters."""
+        if not wf.schedules:
+            return {"push": push, "workflow_dispatch": {}}
+        for s in wf.schedules:
+            ctx.diags.warning(
+                "schedule-default-branch",
+                f"GitHub runs scheduled workflows on the default branch only: cron `{s.cron}`"
+                " runs there, and its jobs run only if that branch passes the schedule's"
+                " branch filter (other branches of the filter get no scheduled runs)",
+                s.span,
+            )
+        crons = dict.fromkeys(literal(s.cron) for s in wf.schedules)
+        return {"schedule": [{"cron": c} for c in crons], "workflow_dispatch": {}}
+
     def workflow(self, pipeline: ir.Pipeline, wf: ir.Workflow, ctx: EmitContext) -> str:
         ids = unique_ids([GATE] + [n.name for n in wf.nodes])
         # Without filters every node exists exactly on branch pushes: no gate needed.
@@ -532,11 +603,11 @@ class GitHubTarget(Target):
             else:
                 assert n.job is not None
                 jobs[ids[n.name]] = em.build(pipeline.job(n.job))
-            if n.exists == FALSE:
-                jobs[ids[n.name]]["if"] = "${{ false }}"
+            # A node that never exists (never-runs) needs no override: the gate says false for
+            # it (a constant `if: false` is an error for actionlint).
         doc: dict[str, Any] = {
             "name": literal(wf.name),
-            "on": {"push": push},
+            "on": self.triggers(wf, push, ctx),
             "permissions": {"contents": "read"},
             "env": dict(WORKFLOW_ENV),
             "defaults": {"run": {"shell": "bash"}},

@@ -50,7 +50,14 @@ from cicompile.targets.base import (
     sh_quote,
     unique_ids,
 )
+from cicompile.targets.cachekey import (
+    CHECKSUM_FUNCTION,
+    cache_step_lines,
+    cache_store_functions,
+)
 from cicompile.targets.refmatch import gitlab_condition
+from cicompile.targets.report import describe_branches
+from cicompile.targets.shim import install_script, needs_shim
 from cicompile.targets.yamldump import dump_yaml
 
 # Top-level keywords (and YAML/Ruby literals) a job may not be named after (semantics §9.2).
@@ -64,6 +71,9 @@ STATE_DIR = ".cicompile"
 WS_DIR = f"{STATE_DIR}/workspace"
 ARTIFACTS_DIR = f"{STATE_DIR}/artifacts"
 TEST_RESULTS_DIR = f"{STATE_DIR}/test-results"
+CACHE_DIR = f"{STATE_DIR}/cache"
+# The one GitLab cache that carries the CircleCI cache store between pipelines.
+GITLAB_CACHE_KEY = "cicompile-circleci-caches"
 PROJECT_DIR = '"$CI_PROJECT_DIR"'
 
 # Defined once for every job (`default: before_script`). POSIX sh, because GitLab runs the
@@ -91,6 +101,11 @@ cicompile_step() {
   cc_file=$(mktemp)
   cat > "$cc_file"
   [ -n "$cc_name" ] || cc_name=$(head -n 1 "$cc_file")
+  if [ -n "${CICOMPILE_HALT:-}" ] && [ -e "$CICOMPILE_HALT" ]; then
+    printf 'cicompile: skipped (the job halted): %s\n' "$cc_name"
+    rm -f "$cc_file"
+    return 0
+  fi
   case $cc_when:$cicompile_failed in
     on_success:1|on_fail:0)
       printf 'cicompile: skipped (when: %s): %s\n' "$cc_when" "$cc_name"
@@ -154,6 +169,16 @@ fi
 BASH_ENV=$(mktemp)
 export BASH_ENV
 """
+
+
+# The `circleci` shim, for jobs that run in parallel or call it: outside the project directory
+# (never in artifacts), on PATH for every later step (the step driver inherits the export).
+SHIM_INSTALL = (
+    "# The circleci CLI shim\n"
+    "cicompile_bin=$(mktemp -d)\n"
+    + install_script('"$cicompile_bin"')
+    + 'export PATH="$cicompile_bin:$PATH" CICOMPILE_HALT="$cicompile_bin/halted"\n'
+)
 
 
 # ---- names and paths ---------------------------------------------------------------------
@@ -276,6 +301,13 @@ class _JobEmitter:
     def gl_name(self, node: str) -> str:
         return self.names[(self.wf.name, node)]
 
+    def layer_names(self, layer: ir.WorkspaceLayer) -> list[str]:
+        """A layer's tarball names: one, or one per node of a parallel job, in node order."""
+        base = f"{self.ids[self.gl_name(layer.node)]}-{layer.index}"
+        job = self.wf.node(layer.node).job
+        shards = self.pipeline.job(job).parallelism if job is not None else 1
+        return [base] if shards <= 1 else [f"{base}-node{i}" for i in range(shards)]
+
     # ---- header: needs and rules -----------------------------------------------------
 
     def needs(self, attaches: bool) -> list[dict[str, Any]]:
@@ -300,12 +332,28 @@ class _JobEmitter:
             )
         return out
 
+    def source_condition(self) -> str | None:
+        """The pipeline source this job's workflow runs on, when schedules are in play.
+
+        CircleCI runs a scheduled workflow only on its schedule and a push workflow never on
+        one; without scheduled workflows there is no GitLab schedule to guard against.
+        """
+        if self.wf.schedules:
+            return '$CI_PIPELINE_SOURCE == "schedule"'
+        if any(wf.schedules for wf in self.pipeline.workflows):
+            return '$CI_PIPELINE_SOURCE != "schedule"'
+        return None
+
     def rules(self, extra: dict[str, Any] | None = None) -> list[dict[str, Any]] | None:
-        if self.node.exists == TRUE:
-            return None
+        source = self.source_condition()
         if self.node.exists == FALSE:
             return [{"when": "never"}]
-        return [{"if": gitlab_condition(self.node.exists), **(extra or {})}]
+        if self.node.exists == TRUE:
+            return None if source is None else [{"if": source, **(extra or {})}]
+        cond = gitlab_condition(self.node.exists)
+        if source is not None:
+            cond = f"{source} && ({cond})"
+        return [{"if": cond, **(extra or {})}]
 
     def approval(self) -> dict[str, Any]:
         out: dict[str, Any] = {"needs": self.needs(False)}
@@ -331,13 +379,23 @@ class _JobEmitter:
             out["rules"] = rules
         if not any(isinstance(s, ir.Checkout) for s in job.steps):
             out["variables"] = {"GIT_STRATEGY": "none"}
+        if job.parallelism > 1:
+            out["parallel"] = job.parallelism
         script = [self.job_environment(job)]
+        if needs_shim(job):
+            script.append(SHIM_INSTALL)
         for step in job.steps:
             script.append(self.step(job, step))
         script.append("cicompile_finish")
         out["script"] = script
+        cache = _gitlab_cache(job)
+        if cache is not None:
+            out["cache"] = cache
         persists = [s for s in job.steps if isinstance(s, ir.PersistToWorkspace)]
-        paths = [f"{WS_DIR}/{self.id}-{s.layer}.tar" for s in persists] + self.artifact_paths
+        # A parallel job's nodes each upload their own tarball (`-nodeI`, 0-based).
+        shards = "-node*" if job.parallelism > 1 else ""
+        paths = [f"{WS_DIR}/{self.id}-{s.layer}{shards}.tar" for s in persists]
+        paths += self.artifact_paths
         if paths or self.junit:
             artifacts: dict[str, Any] = {}
             if paths:
@@ -407,6 +465,12 @@ class _JobEmitter:
             f"cicompile_dir={shell_dir(job.working_directory)}",
             'export CIRCLE_WORKING_DIRECTORY="$cicompile_dir"',
         ]
+        if job.parallelism > 1:
+            # `parallel: N` numbers the jobs 1..N; CircleCI's nodes are 0..N-1.
+            lines.append(
+                'export CIRCLE_NODE_INDEX="$((CI_NODE_INDEX - 1))"'
+                ' CIRCLE_NODE_TOTAL="$CI_NODE_TOTAL"'
+            )
         env: dict[str, str] = {}
         if job.executor.kind is ir.ExecutorKind.DOCKER and job.executor.images:
             env.update(job.executor.images[0].environment)
@@ -470,7 +534,8 @@ class _JobEmitter:
                 return self.call("Checkout code", self.checkout(wd, step))
             case ir.PersistToWorkspace():
                 root = join_circleci_path(wd, step.root)
-                tar = f'"$CI_PROJECT_DIR/{WS_DIR}/{self.id}-{step.layer}.tar"'
+                shard = "-node$CIRCLE_NODE_INDEX" if job.parallelism > 1 else ""
+                tar = f'"$CI_PROJECT_DIR/{WS_DIR}/{self.id}-{step.layer}{shard}.tar"'
                 exclude = f" --exclude=./{STATE_DIR}" if _project_relative(root) == "." else ""
                 text = (
                     f'mkdir -p "$CI_PROJECT_DIR/{WS_DIR}"\n'
@@ -481,7 +546,7 @@ class _JobEmitter:
                 return self.call(f"Persisting to Workspace ({step.root})", text)
             case ir.AttachWorkspace():
                 at = shell_dir(join_circleci_path(wd, step.at))
-                layers = [f"{self.ids[self.gl_name(x.node)]}-{x.index}" for x in self.node.layers]
+                layers = [name for x in self.node.layers for name in self.layer_names(x)]
                 text = f"mkdir -p {at}\n"
                 if layers:
                     text += (
@@ -514,20 +579,27 @@ class _JobEmitter:
                 return self.call(f"Uploading test results ({step.path})",
                                  self.copy_in(src, dest), when=ir.StepWhen.ALWAYS)
             case ir.SaveCache() | ir.RestoreCache():
-                kind = "save_cache" if isinstance(step, ir.SaveCache) else "restore_cache"
-                self.ctx.diags.warning(
-                    "unsupported-step",
-                    f"`{kind}` is not translated for GitLab yet; the job runs without the cache",
-                    step.span,
-                )
-                msg = f"cicompile: {kind} is not translated yet; continuing without the cache"
-                return self.call(step.name or kind, f"echo {sh_quote(msg)}")
+                return self.cache(job, step)
             case ir.Unsupported():
                 if step.name in ("setup_remote_docker", "add_ssh_keys"):
                     return self.call(step.name, f"echo {sh_quote('cicompile: ' + step.reason)}")
                 msg = sh_quote("cicompile: " + step.reason)
                 return self.call(step.name, f"echo {msg} >&2\nexit 1")
         raise AssertionError(step)
+
+    def cache(self, job: ir.Job, step: ir.SaveCache | ir.RestoreCache) -> str:
+        """A cache step over the store in CACHE_DIR (shared bash: cachekey.py); the paths
+        are kept relative to the clone or HOME, which differ between jobs."""
+        paths = [
+            shell_dir(join_circleci_path(job.working_directory, p))
+            for p in (step.paths if isinstance(step, ir.SaveCache) else ())
+        ]
+        roots = ['"project=$CI_PROJECT_DIR"', '"home=$HOME"']
+        lines = cache_step_lines(step, f'"$CI_PROJECT_DIR/{CACHE_DIR}"', roots, paths)
+        text = '. "$CICOMPILE_CACHE_LIB"\n' + "\n".join(lines) + "\n"
+        if isinstance(step, ir.SaveCache):
+            return self.call(step.name or "Saving Cache", text, when=step.when)
+        return self.call(step.name or "Restoring Cache", text)
 
     def add_artifact_path(self, path: str) -> None:
         if path not in self.artifact_paths:
@@ -564,14 +636,75 @@ class _JobEmitter:
         )
 
 
+def _has_caches(job: ir.Job) -> bool:
+    return any(isinstance(s, ir.SaveCache | ir.RestoreCache) for s in job.steps)
+
+
+def _gitlab_cache(job: ir.Job) -> list[dict[str, Any]] | None:
+    """The GitLab cache entry that brings the store in and, for saving jobs, takes it back.
+
+    Uploaded even when the job fails (`save_cache` may have `when: always`/`on_fail`); jobs
+    that only restore never upload (`policy: pull`).
+    """
+    if not _has_caches(job):
+        return None
+    saves = any(isinstance(s, ir.SaveCache) for s in job.steps)
+    return [{
+        "key": GITLAB_CACHE_KEY,
+        "paths": [f"{CACHE_DIR}/"],
+        "policy": "pull-push" if saves else "pull",
+        "when": "always",
+    }]
+
+
+def _cache_library(pipeline: ir.Pipeline, ctx: EmitContext) -> list[str]:
+    """`before_script` entries that write the cache store functions to a file the cache
+    steps source (steps run in fresh shells, which inherit no functions)."""
+    steps = [s for j in pipeline.jobs for s in j.steps
+             if isinstance(s, ir.SaveCache | ir.RestoreCache)]
+    if not steps:
+        return []
+    ctx.diags.warning(
+        "approximated-cache",
+        "CircleCI caches are kept as tarballs in one GitLab cache (key"
+        f" `{GITLAB_CACHE_KEY}`); save/restore follow CircleCI's rules (immutable keys,"
+        " newest prefix match), but GitLab uploads that cache only at the end of a job, so a"
+        " job restores only what jobs finished before it saved, concurrent jobs can lose each"
+        " other's new entries, and protected and unprotected branches get separate caches",
+        steps[0].span,
+    )
+    lib = CHECKSUM_FUNCTION + "\n" + cache_store_functions() + "\n"
+    delim = heredoc_delimiter(lib)
+    return [
+        "# CircleCI cache store functions, sourced by the save_cache / restore_cache steps\n"
+        "CICOMPILE_CACHE_LIB=$(mktemp)\n"
+        "export CICOMPILE_CACHE_LIB\n"
+        f"cat > \"$CICOMPILE_CACHE_LIB\" <<'{delim}'\n{lib}{delim}\n"
+    ]
+
+
+def _schedule_notes(wf: ir.Workflow, ctx: EmitContext) -> None:
+    """GitLab schedules live in the project settings, not in YAML: say which to create."""
+    for s in wf.schedules:
+        ctx.diags.note(
+            "gitlab-schedule",
+            f"workflow {wf.name!r} runs on a schedule: create a GitLab pipeline schedule"
+            f" (Build > Pipeline schedules) with cron `{s.cron}` (UTC) for each branch"
+            f" {describe_branches(s.branches)}",
+            s.span,
+        )
+
+
 class GitLabTarget(Target):
     name = "gitlab"
 
     def emit(self, pipeline: ir.Pipeline, ctx: EmitContext) -> dict[str, str]:
         names = gitlab_job_names(pipeline)
         ids = unique_ids(list(names.values()))
-        doc: dict[str, Any] = {"default": {"before_script": [STEP_DRIVER]}}
+        before = [STEP_DRIVER, *_cache_library(pipeline, ctx)]
+        doc: dict[str, Any] = {"default": {"before_script": before}}
         for wf in pipeline.workflows:
+            _schedule_notes(wf, ctx)
             for n in wf.nodes:
                 em = _JobEmitter(pipeline, wf, n, names, ids, ctx)
                 if n.kind is ir.NodeKind.APPROVAL:

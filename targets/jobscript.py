@@ -30,11 +30,17 @@ from cicompile.targets.base import (
     join_circleci_path,
     unique_ids,
 )
+from cicompile.targets.cachekey import (
+    CHECKSUM_FUNCTION,
+    cache_step_lines,
+    cache_store_functions,
+)
 from cicompile.targets.refmatch import (
     BASH_REF_FUNCTIONS,
     bash_condition,
     unsupported_regex_features,
 )
+from cicompile.targets.shim import install_script, needs_shim
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 # ---- quoting and the jinja environment -----------------------------------------------------
@@ -98,7 +104,7 @@ ENV = make_environment()
 
 @dataclass(frozen=True, slots=True)
 class StepView:
-    kind: str  # run | checkout | persist | attach | store | notice | fail
+    kind: str  # run | checkout | persist | attach | store | cache | notice | fail
     when: str  # on_success | on_fail | always
     title: str
     command: str = ""
@@ -111,6 +117,7 @@ class StepView:
     layers: tuple[str, ...] = ()
     dest: str = ""
     message: str = ""
+    lines: tuple[str, ...] = ()  # cache: bash lines run in a subshell with the job's env
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +127,8 @@ class JobView:
     shell: str | None
     env: tuple[str, ...]  # NAME=VALUE, later ones win
     steps: tuple[StepView, ...]
+    parallelism: int = 1
+    shim: bool = False  # install the `circleci` shim on the job's PATH
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +149,7 @@ class WorkflowView:
     id: str
     name: str
     nodes: tuple[NodeView, ...] = ()
+    trigger: str = "push"  # push | schedule (runs only when CICOMPILE_TRIGGER=schedule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +192,12 @@ def _patterns(c: Cond) -> list[str]:
         case And(items) | Or(items):
             return [p for i in items for p in _patterns(i)]
     return []
+
+
+def node_parallelism(pipeline: ir.Pipeline, wf: ir.Workflow, node: str) -> int:
+    """How many shards a workflow node runs as (1 for approvals and plain jobs)."""
+    job = wf.node(node).job
+    return pipeline.job(job).parallelism if job is not None else 1
 
 
 class _Builder:
@@ -229,19 +245,26 @@ class _Builder:
                         kind="approval" if n.kind is ir.NodeKind.APPROVAL else "job",
                         needs=tuple(keys[(wid, ids[d])] for d in n.needs),
                         exists=bash_condition(n.exists),
-                        job=self.job(job, n, ids) if job is not None else None,
+                        job=self.job(job, wf, n, ids) if job is not None else None,
                     )
                 )
-            workflows.append(WorkflowView(id=wid, name=wf.name, nodes=tuple(nodes)))
+            trigger = "schedule" if wf.schedules else "push"
+            workflows.append(
+                WorkflowView(id=wid, name=wf.name, nodes=tuple(nodes), trigger=trigger)
+            )
         return ScriptModel(source=self.pipeline.source, workflows=tuple(workflows))
 
-    def job(self, job: ir.Job, node: ir.WorkflowNode, ids: dict[str, str]) -> JobView:
+    def job(
+        self, job: ir.Job, wf: ir.Workflow, node: ir.WorkflowNode, ids: dict[str, str]
+    ) -> JobView:
         env: list[str] = []
         if job.executor.kind is ir.ExecutorKind.DOCKER and job.executor.images:
             # The primary image's environment, under the job's (semantics §10.1).
             env += [f"{k}={v}" for k, v in job.executor.images[0].environment]
         env += [f"{k}={v}" for k, v in job.environment]
-        layers = tuple(f"{ids[layer.node]}-{layer.index}" for layer in node.layers)
+        layers = tuple(
+            name for layer in node.layers for name in self.layer_names(layer, wf, ids)
+        )
         steps = tuple(self.step(job, s, layers) for s in job.steps)
         return JobView(
             name=job.name,
@@ -249,7 +272,20 @@ class _Builder:
             shell=job.shell,
             env=tuple(env),
             steps=steps,
+            parallelism=job.parallelism,
+            shim=needs_shim(job),
         )
+
+    def layer_names(
+        self, layer: ir.WorkspaceLayer, wf: ir.Workflow, ids: dict[str, str]
+    ) -> list[str]:
+        """The tarball names of one layer: `ID-LAYER`, or one `ID-LAYER@SHARD` per shard of a
+        parallel job, in shard order (cc_pack names them so)."""
+        base = f"{ids[layer.node]}-{layer.index}"
+        shards = node_parallelism(self.pipeline, wf, layer.node)
+        if shards <= 1:
+            return [base]
+        return [f"{base}@{i}" for i in range(shards)]
 
     def step(self, job: ir.Job, step: ir.Step, layers: tuple[str, ...]) -> StepView:
         wd = job.working_directory
@@ -316,21 +352,7 @@ class _Builder:
                     dest="test-results/" + _artifact_dest(step.path),
                 )
             case ir.SaveCache() | ir.RestoreCache():
-                what = "save_cache" if isinstance(step, ir.SaveCache) else "restore_cache"
-                self.ctx.diags.warning(
-                    "unsupported-step",
-                    f"`{what}` is not supported by the make and shell targets yet;"
-                    " the step prints a notice and is skipped",
-                    step.span,
-                )
-                default = "Saving Cache" if isinstance(step, ir.SaveCache) else "Restoring Cache"
-                when = step.when.value if isinstance(step, ir.SaveCache) else "on_success"
-                return StepView(
-                    kind="notice",
-                    when=when,
-                    title=step.name or default,
-                    message=f"{what} is not supported when running locally; skipped",
-                )
+                return _cache_view(job, step)
             case ir.Unsupported():
                 if step.name in ("setup_remote_docker", "add_ssh_keys"):
                     return StepView(
@@ -345,6 +367,21 @@ class _Builder:
         raise AssertionError(step)
 
 
+def _cache_view(job: ir.Job, step: ir.SaveCache | ir.RestoreCache) -> StepView:
+    """A cache step over the local store `$CC_CACHE`; `~` paths are kept relative to the
+    job's HOME (root `home`), so one job's saved `~/.npm` restores into another's HOME."""
+    paths = [
+        '"$(cc_path ' + sh(join_circleci_path(job.working_directory, p)) + ')"'
+        for p in (step.paths if isinstance(step, ir.SaveCache) else ())
+    ]
+    lines = cache_step_lines(step, '"$CC_CACHE"', ['"home=$CC_HOME"'], paths)
+    if isinstance(step, ir.SaveCache):
+        return StepView(kind="cache", when=step.when.value,
+                        title=step.name or "Saving Cache", lines=tuple(lines))
+    return StepView(kind="cache", when="on_success", title=step.name or "Restoring Cache",
+                    lines=tuple(lines))
+
+
 def build_model(pipeline: ir.Pipeline, ctx: EmitContext) -> ScriptModel:
     return _Builder(pipeline, ctx).model()
 
@@ -353,9 +390,16 @@ def build_model(pipeline: ir.Pipeline, ctx: EmitContext) -> ScriptModel:
 
 
 def render_runtime(model: ScriptModel) -> str:
-    """The runtime plus the node index (no trailing newline)."""
+    """The runtime plus the node index (no trailing newline). The shim is included only when
+    some job needs it, so other outputs stay as small as before."""
+    shim = any(n.job is not None and n.job.shim for n in model.nodes)
+    # Likewise the cache store, only when some job saves or restores a cache.
+    caches = any(s.kind == "cache" for n in model.nodes if n.job for s in n.job.steps)
     text = ENV.get_template("runtime.sh.j2").render(
-        ref_functions=BASH_REF_FUNCTIONS.rstrip("\n"), workflows=model.workflows
+        ref_functions=BASH_REF_FUNCTIONS.rstrip("\n"),
+        cache_functions=CHECKSUM_FUNCTION + "\n\n" + cache_store_functions() if caches else "",
+        workflows=model.workflows,
+        shim=install_script('"$1"') if shim else "",
     )
     return text.rstrip("\n")
 

@@ -57,8 +57,8 @@ def java_to_ere(regex: str) -> str:
                     out.append(e)
             elif e in _ERE_ESCAPES:
                 out.append(_ERE_ESCAPES[e])
-            elif e in _ERE_SPECIAL:
-                out.append("\\" + e)
+            elif e in _ERE_SPECIAL or e in "bB":
+                out.append("\\" + e)  # `\b`, `\B`: word boundaries (glibc ERE has them too)
             else:
                 out.append(e)  # an escaped ordinary character is that character
             continue

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from cicompile import ir
+from cicompile.conditions import Pattern
 from cicompile.diagnostics import Diagnostic, Severity
 
 BUILTIN_VARS = {
@@ -25,6 +26,7 @@ SECRET_KIND = {
     "gitlab": "CI/CD variables (masked and protected where they are secrets)",
     "make": "environment variables in the shell that runs make",
     "shell": "environment variables in the shell that runs the script",
+    "circleci": "CircleCI contexts or project settings, as for the original config",
 }
 _VAR_USE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _VAR_SET = re.compile(r"(?:^|[\s;&|(])(?:export\s+|local\s+|readonly\s+|declare\s+(?:-\w+\s+)?)?"
@@ -87,12 +89,30 @@ def _secrets(pipeline: ir.Pipeline) -> list[Secret]:
     return [Secret(v, sorted(users[v]), sorted(contexts[v])) for v in sorted(users)]
 
 
+def describe_branches(f: ir.RefFilter) -> str:
+    """A schedule's branch filter in words (`/re/` is a regex matching the whole name)."""
+
+    def names(patterns: tuple[Pattern, ...]) -> str:
+        return ", ".join(f"`/{p.text}/`" if p.regex else f"`{p.text}`" for p in patterns)
+
+    text = f"among {names(f.only)}" if f.only is not None else "of the project"
+    if f.ignore:
+        text += f" except {names(f.ignore)}"
+    return text
+
+
+# Notes that are things to do by hand: they go to the report's task list.
+# Diagnostics that are work for the user (listed as tasks, not as findings). A setup config's
+# continuation must be compiled and wired by hand.
+TASK_CODES = frozenset({"approval-environment", "gitlab-schedule", "setup-config"})
+
+
 def render_report(pipeline: ir.Pipeline, target: str, diagnostics: list[Diagnostic]) -> str:
     tasks: list[Row] = []
     findings: list[Finding] = []
     for d in diagnostics:
         where = _where(d.span)
-        if d.code == "approval-environment":
+        if d.code in TASK_CODES:
             tasks.append(Row(where, d.message))
         elif d.severity in (Severity.WARNING, Severity.ERROR):
             findings.append(Finding(where, str(d.severity), d.code, d.message.replace("|", "\\|")))

@@ -45,3 +45,22 @@ def dump_yaml(data: Any, header: str = "") -> str:
     if header:
         text = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines()) + text
     return text
+
+
+class Verbatim(str):
+    """A number written exactly as the source wrote it (`3.10` must not become `3.1`)."""
+
+    tag = "tag:yaml.org,2002:str"
+
+    def __new__(cls, text: str, tag: str) -> Verbatim:
+        self = super().__new__(cls, text)
+        self.tag = tag
+        return self
+
+
+def _verbatim_representer(dumper: yaml.SafeDumper, data: Verbatim) -> yaml.ScalarNode:
+    # Plain style when the text still resolves to `tag`; the emitter quotes it otherwise.
+    return dumper.represent_scalar(data.tag, str(data))
+
+
+_Dumper.add_representer(Verbatim, _verbatim_representer)

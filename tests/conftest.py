@@ -16,3 +16,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Run the property-based tests with many more examples",
     )
+
+
+_SESSION_START: list[float] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    import time
+
+    _SESSION_START.append(time.time())
+    if not hasattr(session.config, "workerinput"):  # the controller (or a run without xdist)
+        from tests.tools import ROOT
+
+        (ROOT / ".pytest_cache" / "cicompile-differential.txt").unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The corpus summary (tests/test_corpus.py) and differential counts, when written by
+    this session (also under xdist, where the tests ran in workers)."""
+    from tests.tools import ROOT
+
+    for name, title in (("cicompile-corpus-summary.md", "cicompile corpus: configs x targets"),
+                        ("cicompile-differential.txt", "cicompile differential mismatches")):
+        f = ROOT / ".pytest_cache" / name
+        if f.exists() and _SESSION_START and f.stat().st_mtime >= _SESSION_START[0]:
+            terminalreporter.write_sep("-", title)
+            terminalreporter.write(f.read_text())

@@ -13,6 +13,7 @@ not started: steps run on the host.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -98,6 +99,10 @@ def _copy_into(src: Path, dest: Path) -> None:
         shutil.copy2(src, dest / src.name)
 
 
+def _read_env(env_file: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line)
+
+
 class WorkflowRunner:
     def __init__(self, workdir: Path, source: Path) -> None:
         self.workdir = workdir
@@ -112,12 +117,17 @@ class WorkflowRunner:
         self.ev.close()
 
     def run(self, workflow_file: Path, ref_type: str, ref_name: str,
-            approve: frozenset[str] = frozenset()) -> dict[str, JobRun]:
+            approve: frozenset[str] = frozenset(), event: str = "push") -> dict[str, JobRun]:
+        """Run the workflow for `event` (push, schedule, workflow_dispatch); {} when the
+        workflow's `on:` does not list the event (GitHub would not start it)."""
         doc = yaml.safe_load(workflow_file.read_text())
+        triggers = doc.get("on", doc.get(True)) or {}  # PyYAML reads a bare `on` as True
+        if event not in triggers:
+            return {}
         jobs: dict[str, Any] = doc["jobs"]
         self.workflow_env = doc.get("env") or {}
         github = {
-            "ref_type": ref_type, "ref_name": ref_name, "event_name": "push",
+            "ref_type": ref_type, "ref_name": ref_name, "event_name": event,
             "ref": f"refs/{'heads' if ref_type == 'branch' else 'tags'}/{ref_name}",
             "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "4242",
             "run_number": "7", "repository": "example/project",
@@ -145,8 +155,25 @@ class WorkflowRunner:
             if "environment" in job and job["environment"] not in approve:
                 results[jid] = JobRun("waiting")
                 continue
-            results[jid] = self.run_job(jid, job, ctx)
+            results[jid] = self.run_matrix(jid, job, ctx)
         return results
+
+    def run_matrix(self, jid: str, job: dict[str, Any], ctx: dict[str, Any]) -> JobRun:
+        """A job with `strategy.matrix` runs once per combination of its axes (no include or
+        exclude: cicompile emits neither), with the `matrix` context set; like GitHub, the
+        job's result is failure if any leg failed, and the legs' outputs are merged."""
+        matrix = (job.get("strategy") or {}).get("matrix")
+        if not matrix:
+            return self.run_job(jid, job, {**ctx, "matrix": {}})
+        axes = list(matrix.items())
+        legs = [dict(zip([a for a, _ in axes], combo, strict=True))
+                for combo in itertools.product(*[values for _, values in axes])]
+        runs = [self.run_job(f"{jid}-{i}", job, {**ctx, "matrix": leg})
+                for i, leg in enumerate(legs)]
+        result = "success" if all(r.result == "success" for r in runs) else "failure"
+        outputs = {k: v for r in runs for k, v in r.outputs.items() if v}
+        log = "\n".join(f"=== leg {leg}\n{r.log}" for leg, r in zip(legs, runs, strict=True))
+        return JobRun(result, outputs, log)
 
     def run_job(self, jid: str, job: dict[str, Any], ctx: dict[str, Any]) -> JobRun:
         base = self.workdir / "jobs" / jid
@@ -158,6 +185,8 @@ class WorkflowRunner:
                "github": {**ctx["github"], "workspace": str(ws)}, "steps": {}}
         env_file = base / "github_env"
         env_file.write_text("")
+        path_file = base / "github_path"
+        path_file.write_text("")
         job_env = {k: self.ev.interpolate(str(v), ctx)
                    for k, v in {**self.workflow_env, **(job.get("env") or {})}.items()}
         ctx["env"] = job_env
@@ -165,6 +194,8 @@ class WorkflowRunner:
         status = "success"
         log: list[str] = []
         for i, step in enumerate(job.get("steps", [])):
+            # $GITHUB_ENV's variables are in the `env` context of the later steps.
+            ctx["env"] = {**job_env, **_read_env(env_file)}
             if "if" in step:
                 _, go = self.ev.eval(str(step["if"]), ctx, status, if_=True)
             else:
@@ -192,13 +223,16 @@ class WorkflowRunner:
         out_file.write_text("")
         script = temp / f"step-{index}.sh"
         script.write_text(self.ev.interpolate(step["run"], ctx))
-        exported = dict(
-            line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
-        )
+        exported = _read_env(env_file)
+        path_file = env_file.parent / "github_path"
+        # $GITHUB_PATH entries come first, the latest added first (as on GitHub).
+        added = [p for p in reversed(path_file.read_text().splitlines()) if p]
         env = {
-            "PATH": os.environ["PATH"], "HOME": str(home), "CI": "true",
+            "PATH": os.pathsep.join([*added, os.environ["PATH"]]), "HOME": str(home),
+            "CI": "true",
             "GITHUB_WORKSPACE": str(ws), "RUNNER_TEMP": str(temp), "GITHUB_OUTPUT": str(out_file),
-            "GITHUB_ENV": str(env_file), "GITHUB_REF_TYPE": ctx["github"]["ref_type"],
+            "GITHUB_ENV": str(env_file), "GITHUB_PATH": str(path_file),
+            "GITHUB_REF_TYPE": ctx["github"]["ref_type"],
             "GITHUB_REF_NAME": ctx["github"]["ref_name"], "GITHUB_SHA": ctx["github"]["sha"],
             **job_env, **exported,
             **{k: self.ev.interpolate(str(v), ctx) for k, v in (step.get("env") or {}).items()},

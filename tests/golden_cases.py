@@ -6,6 +6,7 @@ Layout of one case:
     stderr.txt             expected diagnostics of each target (paths shown as `input.yml`)
     exit_code              expected exit status when not 0
     github/…, gitlab/…, make/…, shell/…   expected files, as `cicompile -o DIR` writes them
+    circleci/…             the processed config (`--target circleci`), for 2.0 inputs too
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from cicompile.cli import main
 from click.testing import CliRunner
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-TARGETS = ("github", "gitlab", "make", "shell")
+TARGETS = ("github", "gitlab", "make", "shell", "circleci")
 
 
 @dataclass

@@ -43,19 +43,62 @@ def filters_pass(f: dict[str, Any] | None, branch: str, tag: str) -> bool:
     return True
 
 
-def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "") -> dict[str, set[str]]:
-    """{workflow: names of the job invocations that exist in a pipeline for this ref}."""
-    out: dict[str, set[str]] = {}
-    for wf_name, wf in (config.get("workflows") or {}).items():
-        if wf_name == "version":
+def workflow_entries(config: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{workflow: {invocation name: entry body}}, in source order (semantics §5.1–5.3).
+
+    An entry's name is its `name`, else its job; a name used twice is numbered `-1`, `-2`
+    (as CircleCI does). No `workflows` but a job `build`: CircleCI runs that job alone.
+    """
+    wfs = config.get("workflows")
+    if not isinstance(wfs, dict):
+        return {"workflow": {"build": {}}} if "build" in (config.get("jobs") or {}) else {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for wf_name, wf in wfs.items():
+        if wf_name == "version" or not isinstance(wf, dict):
             continue
-        entries: dict[str, dict[str, Any]] = {}
-        for e in wf["jobs"]:
+        named: list[tuple[str, dict[str, Any]]] = []
+        for e in wf.get("jobs") or []:
             if isinstance(e, str):
-                entries[e] = {}
+                named.append((e, {}))
             else:
-                (name, body), = e.items()
-                entries[name] = body or {}
+                (job, body), = e.items()
+                body = body or {}
+                named.append((str(body.get("name") or job), body))
+        counts: dict[str, int] = {}
+        for name, _ in named:
+            counts[name] = counts.get(name, 0) + 1
+        seen: dict[str, int] = {}
+        entries: dict[str, dict[str, Any]] = {}
+        for name, body in named:
+            if counts[name] > 1:
+                seen[name] = seen.get(name, 0) + 1
+                name = f"{name}-{seen[name]}"
+            entries[name] = body
+        out[str(wf_name)] = entries
+    return out
+
+
+def requirements(body: dict[str, Any]) -> list[str]:
+    """`requires` names (plain, or the keys of `{name: status}` items)."""
+    out: list[str] = []
+    reqs = body.get("requires")
+    for r in reqs if isinstance(reqs, list) else [] if reqs is None else [reqs]:
+        out.extend(str(k) for k in r) if isinstance(r, dict) else out.append(str(r))
+    return out
+
+
+def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "") -> dict[str, set[str]]:
+    """{workflow: names of the job invocations that exist in a pipeline for this ref}.
+
+    A push pipeline: a workflow with schedule `triggers` runs only on its schedule (§5.7).
+    """
+    out: dict[str, set[str]] = {}
+    wfs = config.get("workflows")
+    wfs = wfs if isinstance(wfs, dict) else {}
+    for wf_name, entries in workflow_entries(config).items():
+        if (wfs.get(wf_name) or {}).get("triggers"):
+            out[wf_name] = set()
+            continue
         memo: dict[str, bool] = {}
 
         def exists(
@@ -63,7 +106,7 @@ def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "") -> di
         ) -> bool:
             if j not in memo:
                 body = entries[j]
-                reqs = _as_list(body.get("requires"))
+                reqs = requirements(body)
                 memo[j] = filters_pass(body.get("filters"), branch, tag) and (
                     not reqs or any(exists(r) for r in reqs)
                 )
@@ -71,3 +114,54 @@ def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "") -> di
 
         out[wf_name] = {j for j in entries if exists(j)}
     return out
+
+
+def ordering(config: dict[str, Any], workflow: str, existing: set[str]) -> set[tuple[str, str]]:
+    """(before, after) pairs CircleCI orders among the existing jobs: the transitive closure of
+    `requires` edges between existing jobs (a filtered-out requirement is dropped, §5.3)."""
+    entries = workflow_entries(config)[workflow]
+    edges = {(r, j) for j, body in entries.items() if j in existing
+             for r in requirements(body) if r in existing}
+    return transitive_closure(edges)
+
+
+def transitive_closure(edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    succ: dict[str, set[str]] = {}
+    for a, b in edges:
+        succ.setdefault(a, set()).add(b)
+    out: set[tuple[str, str]] = set()
+    for start in list(succ):
+        stack, seen = list(succ[start]), set()
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(succ.get(n, ()))
+        out.update((start, n) for n in seen)
+    return out
+
+
+def expanded_config(text: str, path: str = "config.yml") -> dict[str, Any]:
+    """The config as plain data, 2.1 configs expanded (parameters, matrices, names...).
+
+    Reading YAML the way CircleCI does (redefined anchors, merge keys) and expanding 2.1 are
+    borrowed from the front end; only the tree is used: which jobs exist is decided here.
+    """
+    from cicompile.diagnostics import Diagnostics
+    from cicompile.frontend.expand import expand_config
+    from cicompile.frontend.yaml_loader import YMap, YNode, YSeq, load_yaml
+
+    def plain(n: YNode) -> Any:
+        if isinstance(n, YMap):
+            return {k.as_str(): plain(v) for k, v in n.pairs}
+        if isinstance(n, YSeq):
+            return [plain(x) for x in n.items]
+        return None if n.value is None and not n.quoted else n.text
+
+    diags = Diagnostics()
+    root = load_yaml(text, path, diags)
+    assert isinstance(root, YMap), diags.sorted()
+    version = root.get("version")
+    if version is not None and plain(version) == "2.1":
+        root = expand_config(root, diags)
+    return plain(root)  # type: ignore[no-any-return]

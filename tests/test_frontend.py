@@ -126,3 +126,16 @@ def test_unknown_keys_warn_with_position() -> None:
     _, d = _ok(f"version: 2\njobs:\n  build:\n{JOB}    stepz: []\n    steps: [checkout]\n")
     (w,) = [x for x in d.sorted() if x.code == "unknown-key"]
     assert w.span == Span("c.yml", 5, 5)
+
+
+def test_parallelism_is_read_and_bounded() -> None:
+    from cicompile import compile_config
+
+    base = "version: 2.1\njobs:\n  t:\n    parallelism: {n}\n    steps: [{{run: x}}]\n" \
+           "workflows:\n  w:\n    jobs: [t]\n"
+    ok = compile_config(base.format(n=4), "shell")
+    assert ok.ok and not ok.diagnostics  # no "not translated" warning any more
+    for bad in (0, 201, -1):
+        r = compile_config(base.format(n=bad), "shell")
+        assert not r.ok
+        assert [d.code for d in r.diagnostics] == ["invalid-value"], r.diagnostics

@@ -11,6 +11,7 @@ from cicompile import compile_config
 
 from tests.gha_runner import WorkflowRunner
 from tests.golden_cases import GOLDEN
+from tests.parallel_cases import ONE_NODE_FAILS, PARALLEL, check_shares
 from tests.reference import existing_jobs
 
 pytestmark = pytest.mark.e2e
@@ -231,3 +232,24 @@ def test_context_variables_come_from_secrets(runner: WorkflowRunner, tmp_path: P
     runner.secrets = {"BUCKET": "from-secret"}
     res = runner.run(files["w"], "branch", "main")
     assert res["deploy"].result == "success", res["deploy"].log
+
+
+def test_parallel_matrix_legs_split_tests_and_fill_the_workspace(
+    runner: WorkflowRunner, tmp_path: Path
+) -> None:
+    files = _compile(PARALLEL, tmp_path)
+    res = runner.run(files["wf"], "branch", "main")
+    assert res["test"].result == "success", res["test"].log
+    check_shares(res["test"].log)
+    assert "node variables 2/3" in res["test"].log
+    assert res["check"].result == "success", res["check"].log
+    assert "union checked: 7 files" in res["check"].log
+    assert "--- after the halt" not in res["check"].log  # skipped after the halt
+
+
+def test_parallel_job_fails_when_one_leg_fails(runner: WorkflowRunner, tmp_path: Path) -> None:
+    files = _compile(ONE_NODE_FAILS, tmp_path)
+    res = runner.run(files["wf"], "branch", "main")
+    assert res["flaky"].result == "failure", res["flaky"].log
+    assert "node 0" in res["flaky"].log and "node 1" in res["flaky"].log
+    assert res["after"].result == "skipped"

@@ -22,6 +22,7 @@ from tests.local_helpers import (
     project,
     run,
 )
+from tests.parallel_cases import ONE_NODE_FAILS, PARALLEL, check_shares
 from tests.tools import require_tool
 
 TARGETS = ["make", "shell"]
@@ -565,7 +566,7 @@ jobs:
               backslash
       - run: {command: echo on fail, when: on_fail}
       - persist_to_workspace: {root: ., paths: ["code/*.md", "code/it's here"]}
-      - save_cache: {key: 'v1-{{ checksum "x" }}', paths: [x]}
+      - save_cache: {key: 'v1-{{ checksum "code/README.md" }}', paths: [x]}
       - restore_cache: {keys: [v1-]}
       - store_artifacts: {path: @KITCHEN@/code}
       - add_ssh_keys
@@ -597,18 +598,19 @@ def test_output_is_deterministic(target_name: str) -> None:
     assert compile_text(kitchen_sink(), target_name) == first
 
 
-def test_caches_are_reported() -> None:
+def test_caches_are_translated() -> None:
     from cicompile import compile_config
 
     result = compile_config(kitchen_sink(), "shell")
-    codes = [(d.code, d.message) for d in result.diagnostics]
-    assert sum(c == "unsupported-step" and "make and shell" in m for c, m in codes) == 2
+    assert not [d for d in result.diagnostics if "cache" in d.message], result.diagnostics
+    assert result.files["ci.sh"].count("cc_cache_env\n") == 4  # two steps, two workflows
 
 
 @pytest.mark.parametrize(
     "config",
-    [kitchen_sink(), WORKSPACE, FILTERS, FAILING, LAYERS, BUILTINS, APPROVAL],
-    ids=["kitchen-sink", "workspace", "filters", "failing", "layers", "builtins", "approval"],
+    [kitchen_sink(), WORKSPACE, FILTERS, FAILING, LAYERS, BUILTINS, APPROVAL, PARALLEL],
+    ids=["kitchen-sink", "workspace", "filters", "failing", "layers", "builtins", "approval",
+         "parallel"],
 )
 def test_shellcheck(config: str, tmp_path: Path) -> None:
     shellcheck = require_tool("shellcheck")
@@ -688,3 +690,39 @@ def test_selection_usage_and_clean(target: str, tmp_path: Path) -> None:
         r = run(target, src, args=("clean",))
         assert r.returncode == 0 and "removed" in r.stdout, r.output
     assert not r.run_dir.exists()
+
+
+# ---- parallelism and the circleci shim (semantics §8, §9.3) ---------------------------------
+
+
+@e2e
+def test_parallel_nodes_split_tests_and_fill_the_workspace(target: str, tmp_path: Path) -> None:
+    src = project(tmp_path, PARALLEL, target)
+    r = run(target, src)
+    assert r.returncode == 0, r.output
+    assert r.statuses() == {"test": "success", "check": "success"}
+    check_shares(r.stdout)
+    for i in range(3):
+        # Each node is a fresh job of its own, with its own directory and artifacts.
+        assert (r.run_dir / f"jobs/wf/test@{i}/home/project/shards/node-{i}.txt").is_file()
+        stored = r.run_dir / f"artifacts/wf/test@{i}/shards"
+        assert [p.name for p in stored.iterdir()] == [f"node-{i}.txt"]
+    assert "[check] union checked: 7 files" in r.stdout
+    assert "[check] skipped (the job halted): after the halt" in r.stdout
+
+
+@e2e
+def test_one_failing_node_fails_the_job(target: str, tmp_path: Path) -> None:
+    r = run(target, project(tmp_path, ONE_NODE_FAILS, target))
+    assert r.returncode == failed_exit(target), r.output
+    assert r.statuses() == {"flaky": "failed", "after": "blocked"}
+    assert "[flaky 0] node 0" in r.stdout and "[flaky 1] node 1" in r.stdout
+
+
+def test_shim_only_where_needed() -> None:
+    assert "cc_install_shim() {" not in compile_text(WORKSPACE, "shell")
+    text = compile_text(PARALLEL, "shell")
+    assert "cc_parallel wf__test 3" in text
+    setups = [line for line in text.splitlines() if line.startswith("  cc_job_setup ")]
+    # test (parallel) and check (calls circleci-agent)
+    assert [" --shim" in line for line in setups] == [True, True]

@@ -7,17 +7,21 @@ on. Structure follows the configuration reference (semantics §1–§5).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from pathlib import Path
 
 from cicompile import ir
 from cicompile.conditions import Pattern
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from cicompile.frontend.cache_key import parse_cache_key
 from cicompile.frontend.expand import expand_config, reject_pipeline_params
+from cicompile.frontend.orbsource import PROVIDE_HINT
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq, load_yaml
 
 TOP_LEVEL_KEYS = {"version", "jobs", "workflows", "orbs", "commands", "executors",
                   "parameters", "setup", "job-groups", "description", "display"}
-NOT_YET_EXPANDED = {"setup", "job-groups"}
+NOT_YET_EXPANDED = {"job-groups"}
+MAX_PARALLELISM = 200
 JOB_KEYS = {"docker", "machine", "macos", "windows", "executor", "steps", "shell",
             "working_directory", "parallelism", "environment", "resource_class", "type",
             "parameters", "description", "branches", "circleci_ip_ranges", "retention"}
@@ -374,7 +378,7 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
     if "/" in name:  # 2.1 configs only get here for commands of registry orbs
         orb = name.split("/", 1)[0]
         reason = (f"`{name}` is a command of the orb {orb!r}, whose source is not available;"
-                  " it becomes a placeholder that fails, naming the orb")
+                  f" it becomes a placeholder that fails, naming the orb; {PROVIDE_HINT}")
         r.diags.warning("unsupported-orb", reason, span)
         return ir.Unsupported(name=name, reason=reason, span=span)
     known = {"save_cache", "restore_cache", "store_artifacts", "store_test_results",
@@ -410,11 +414,15 @@ def _job(r: _Reader, name: str, node: YNode) -> ir.Job | None:
                 layer += 1
             if step is not None:
                 steps.append(step)
-    parallelism = r.integer(m.get("parallelism"), "`parallelism`") or 1
-    if parallelism != 1:
-        pspan = m.key("parallelism")
-        r.diags.warning("unsupported-feature", "`parallelism` is not translated yet; the job runs"
-                        " as a single node", pspan.span if pspan else m.span)
+    parallelism = r.integer(m.get("parallelism"), "`parallelism`")
+    if parallelism is None:
+        parallelism = 1
+    elif not 1 <= parallelism <= MAX_PARALLELISM:
+        # GitLab's `parallel` stops at 200 (GitHub's matrix at 256): no target could run more.
+        pnode = m.get("parallelism")
+        r.diags.error("invalid-value", f"`parallelism` must be between 1 and {MAX_PARALLELISM}",
+                      pnode.span if pnode is not None else m.span)
+        parallelism = 1
     return ir.Job(
         name=name,
         executor=_executor(r, m, name),
@@ -445,6 +453,38 @@ def _filters(r: _Reader, node: YNode | None) -> ir.Filters:
     return ir.Filters(branches=ref_filter("branches"), tags=ref_filter("tags"), span=m.span)
 
 
+def _schedule(r: _Reader, node: YNode) -> ir.Schedule | None:
+    """One `- schedule: {cron, filters: {branches}}` trigger; both keys are required."""
+    m = r.mapping(node, "a trigger")
+    if m is None:
+        return None
+    r.unknown_keys(m, {"schedule"}, "a trigger")
+    body = r.mapping(r.required(m, "schedule", "a trigger"), "`schedule`")
+    if body is None:
+        return None
+    r.unknown_keys(body, {"cron", "filters"}, "`schedule`")
+    cron = r.string(r.required(body, "cron", "`schedule`"), "`cron`")
+    filters = _filters(r, r.required(body, "filters", "`schedule`"))
+    if filters.branches is None and body.get("filters") is not None:
+        r.diags.error("missing-key", "a schedule's `filters` needs `branches`",
+                      filters.span or body.span)
+        return None
+    if cron is None or filters.branches is None:
+        return None
+    return ir.Schedule(cron=cron, branches=filters.branches, span=m.span)
+
+
+def _triggers(r: _Reader, node: YNode | None) -> tuple[ir.Schedule, ...]:
+    """A workflow's `triggers` (only `schedule` exists, semantics §5.7)."""
+    if node is None:
+        return ()
+    if not isinstance(node, YSeq):
+        r.diags.error("invalid-type", "`triggers` must be a list", node.span)
+        return ()
+    found = (_schedule(r, item) for item in node.items)
+    return tuple(s for s in found if s is not None)
+
+
 def _workflow(
     r: _Reader,
     name: str,
@@ -458,11 +498,7 @@ def _workflow(
         return None
     r.unknown_keys(m, {"jobs", "triggers", "when", "unless", "max_auto_reruns"},
                    f"workflow {name!r}")
-    for key in ("triggers",):
-        k = m.key(key)
-        if k is not None:
-            r.diags.warning("unsupported-feature", f"workflow `{key}` is not translated yet; the"
-                            " workflow runs on every push its filters allow", k.span)
+    schedules = _triggers(r, m.get("triggers"))
     jobs = m.get("jobs")
     if not isinstance(jobs, YSeq) or not jobs.items:
         r.diags.error("missing-key", f"workflow {name!r} needs a non-empty `jobs` list",
@@ -511,11 +547,13 @@ def _workflow(
         ):
             r.diags.warning("unsupported-orb", f"job {job!r} comes from the orb"
                             f" {job.split('/', 1)[0]!r}, whose source is not available; it"
-                            " becomes a placeholder that fails, naming the orb", span)
+                            f" becomes a placeholder that fails, naming the orb; {PROVIDE_HINT}",
+                            span)
             placeholders.setdefault(job, ir.Job(
                 name=job, executor=ir.Executor(kind=ir.ExecutorKind.NONE),
-                steps=(ir.Unsupported(name=job, reason=f"orb job {job!r} is not expanded yet;"
-                                      " supply the orb's source to compile it", span=span),),
+                steps=(ir.Unsupported(name=job, reason=f"orb job {job!r} is not expanded: its"
+                                      " source is not available (cicompile --orb-dir DIR)",
+                                      span=span),),
                 span=span))
         elif kind is ir.NodeKind.JOB and job not in job_names:
             r.diags.error("unknown-job", f"workflow {name!r} uses job {job!r}, which is not"
@@ -524,15 +562,40 @@ def _workflow(
         nodes.append(ir.WorkflowNode(
             name=invocation, kind=kind, job=job if kind is ir.NodeKind.JOB else None,
             requires=requires, filters=filters, context=context, span=span))
-    return ir.Workflow(name=name, nodes=tuple(nodes), span=m.key("jobs").span  # type: ignore[union-attr]
+    return ir.Workflow(name=name, nodes=tuple(nodes), schedules=schedules,
+                       span=m.key("jobs").span  # type: ignore[union-attr]
                        if m.key("jobs") else m.span)
 
 
+def _setup(r: _Reader, key: YScalar, value: YNode, root: YMap) -> None:
+    """`setup: true` (dynamic config, semantics §1): its jobs compile like any others, but
+    the hand-off to a continuation config has no equivalent on the targets; say so exactly."""
+    if not (isinstance(value, YScalar) and value.value is True):
+        if not (isinstance(value, YScalar) and value.value in (False, None)):
+            r.diags.error("invalid-type", "`setup` must be true or false", value.span)
+        return
+    orbs = root.get("orbs")
+    refs = [v.as_str() for _, v in orbs.pairs if isinstance(v, YScalar)] if isinstance(
+        orbs, YMap) else []
+    how = ("the `circleci/path-filtering` filter job chooses pipeline parameters from the"
+           " changed paths; compile the continuation config once with each set you need"
+           " (`--param NAME=VALUE`)" if any(ref.startswith("circleci/path-filtering@")
+                                             for ref in refs)
+           else "compile the continuation config(s) too and run them after this one")
+    r.diags.warning("setup-config", "this is a setup config (`setup: true`, dynamic"
+                    " configuration): its jobs are compiled, but continuing the pipeline (the"
+                    " `continuation` orb or API, `CIRCLE_CONTINUATION_KEY`) has no equivalent"
+                    f" on the targets and fails there; {how}", key.span)
+
+
 def parse_config(text: str, path: str, diags: Diagnostics, *,
-                 pipeline_params: dict[str, str] | None = None) -> ir.Pipeline:
+                 pipeline_params: dict[str, str] | None = None, orb_dir: Path | None = None,
+                 on_expanded: Callable[[YMap], None] | None = None) -> ir.Pipeline:
     """Parse and validate a CircleCI config. Raises ConfigError when errors were recorded.
 
-    `pipeline_params` bind 2.1 pipeline parameters (text, typed by their declarations).
+    `pipeline_params` bind 2.1 pipeline parameters (text, typed by their declarations);
+    registry orbs are read from `orb_dir` (see `frontend/orbsource.py`); `on_expanded`
+    receives the tree the IR is built from (after 2.1 expansion).
     """
     root_node = load_yaml(text, path, diags)
     r = _Reader(path, diags)
@@ -544,12 +607,16 @@ def parse_config(text: str, path: str, diags: Diagnostics, *,
         raise ConfigError
     version = _version(r, root, diags)
     if version == "2.1":
-        root = expand_config(root, diags, pipeline_params=pipeline_params)
+        root = expand_config(root, diags, pipeline_params=pipeline_params, orb_dir=orb_dir)
     else:
         reject_pipeline_params(pipeline_params, diags, root.span)
-    for k, _ in root.pairs:
+    if on_expanded is not None:
+        on_expanded(root)
+    for k, v in root.pairs:
         key = k.as_str()
-        if key in NOT_YET_EXPANDED:
+        if key == "setup":
+            _setup(r, k, v, root)
+        elif key in NOT_YET_EXPANDED:
             diags.warning("unsupported-feature", f"top-level `{key}` (CircleCI 2.1) is not"
                           " expanded yet; it is ignored", k.span)
         elif key not in TOP_LEVEL_KEYS:

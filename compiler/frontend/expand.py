@@ -21,8 +21,10 @@ import itertools
 import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
+from cicompile.frontend.orbsource import PROVIDE_HINT, OrbSources
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq
 
 BUILTIN_STEPS = frozenset({
@@ -337,6 +339,8 @@ class _Expander:
         self.budget = MAX_EXPANDED_STEPS
         self._decls: dict[int, dict[str, ParamDecl]] = {}
         self.root = Namespace(prefix="", pipeline={})
+        self.orb_sources: OrbSources | None = None  # registry orbs on disk (--orb-dir)
+        self._orb_chain: tuple[str, ...] = ()  # registry orbs being read (import cycles)
 
     # ---- budget ------------------------------------------------------------------------
 
@@ -668,10 +672,30 @@ class _Expander:
                     ns.orbs[k.as_str()] = self.namespace(v, f"{prefix}{k.as_str()}/", None, ns)
                 else:  # the version may be a pipeline parameter (§6.7)
                     ref = self.subst(v, Scope(pipeline=pipeline)) if pipeline is not None else v
-                    ns.orbs[k.as_str()] = RegistryOrb(k.as_str(), _describe(ref), (k, ref))
+                    ns.orbs[k.as_str()] = (self.registry_orb(k, ref, prefix)
+                                           or RegistryOrb(k.as_str(), _describe(ref), (k, ref)))
         elif orbs is not None:
             self.diags.error("invalid-type", "`orbs` must be a mapping", orbs.span)
         return ns
+
+    def registry_orb(self, key: YScalar, ref: YNode, prefix: str) -> Namespace | None:
+        """A registry orb whose source is in --orb-dir, expanded like an inline orb (§6.7):
+        its elements see only the orb itself and the orbs it imports."""
+        if self.orb_sources is None or not isinstance(ref, YScalar):
+            return None
+        name = ref.as_str().strip()
+        if name in self._orb_chain:
+            chain = " -> ".join((*self._orb_chain, name))
+            self.diags.error("orb-source", f"orb {name!r} imports itself ({chain})", ref.span)
+            return None
+        source = self.orb_sources.load(name, ref.span)
+        if source is None:
+            return None
+        self._orb_chain = (*self._orb_chain, name)
+        try:
+            return self.namespace(source, f"{prefix}{key.as_str()}/", None, None)
+        finally:
+            self._orb_chain = self._orb_chain[:-1]
 
     # ---- logic statements --------------------------------------------------------------
 
@@ -835,7 +859,8 @@ class _Expander:
         if isinstance(found, RegistryOrb):
             self.diags.warning("unsupported-orb", f"job {job_name!r} uses the executor {name!r}"
                                f" of the orb {found.name!r} ({found.ref}), whose source is not"
-                               " available; the job runs on the target's default host",
+                               " available; the job runs on the target's default host;"
+                               f" {PROVIDE_HINT}",
                                key.span)
             return _without(job, ["executor"])
         if found is None:
@@ -1319,10 +1344,16 @@ class _Finalizer:
 
 
 def expand_config(root: YMap, diags: Diagnostics, *,
-                  pipeline_params: Mapping[str, str] | None = None) -> YMap:
-    """Expand a 2.1 config tree into a 2.0-style tree. Raises ConfigError after errors."""
+                  pipeline_params: Mapping[str, str] | None = None,
+                  orb_dir: Path | None = None) -> YMap:
+    """Expand a 2.1 config tree into a 2.0-style tree. Raises ConfigError after errors.
+
+    Registry orbs found under `orb_dir` (layout: `orbsource.py`) are expanded like inline
+    ones; the others stay imported, and their elements become placeholders later."""
     before = sum(1 for d in diags.items if d.severity == "error")
     x = _WorkflowExpander(diags)
+    if orb_dir is not None:
+        x.orb_sources = OrbSources(orb_dir, diags)
     pipeline = x.pipeline_values(root.get("parameters"), pipeline_params or {})
     x.root = x.namespace(root, "", pipeline, None)
     x.pipeline_scope = Scope(pipeline=pipeline, owner="workflows")

@@ -71,13 +71,23 @@ def filter_condition(f: ir.Filters) -> Cond:
     return any_of([on_branch, on_tag])
 
 
+def schedule_condition(wf: ir.Workflow) -> Cond:
+    """When a scheduled run of `wf` happens: some schedule's branch filter holds (schedules
+    run on branches only, semantics §5.7); TRUE for a push workflow."""
+    if not wf.schedules:
+        return TRUE
+    return any_of(filter_condition(ir.Filters(branches=s.branches)) for s in wf.schedules)
+
+
 def compute_existence(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
     workflows = []
     for wf in p.workflows:
         exists: dict[str, Cond] = {}
         nodes = []
+        scheduled = schedule_condition(wf)
         for n in wf.nodes:  # topological order
-            own = filter_condition(n.filters)
+            # A scheduled workflow's jobs exist only on the branches its schedules allow.
+            own = all_of([scheduled, filter_condition(n.filters)])
             if n.requires:
                 own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
             own = by_kind(own)
@@ -98,4 +108,4 @@ def compute_existence(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
     return replace(p, workflows=tuple(workflows))
 
 
-__all__ = ["compute_existence", "filter_condition", "TRUE"]
+__all__ = ["compute_existence", "filter_condition", "schedule_condition", "TRUE"]

@@ -12,6 +12,10 @@
 #   CICOMPILE_APPROVE            approvals to grant: a comma list of names, or `all`
 #   CICOMPILE_RUN_DIR            the run directory, reset by every run (default ./.cicompile-run)
 #   CICOMPILE_SOURCE             what `checkout` copies (default .)
+#   CICOMPILE_TRIGGER            push (default) or schedule: which workflows run (scheduled
+#                                ones only on schedule, unless named explicitly)
+#   CICOMPILE_CACHE_DIR          the CircleCI cache store, kept between runs
+#                                (default $CICOMPILE_SOURCE/.cicompile-cache)
 #   CICOMPILE_JOBS               at most this many jobs at once (default: no limit)
 #
 # Workflows: release documentation
@@ -45,9 +49,10 @@ fi
 declare -a CC_WFS=() CC_KEYS=()
 declare -A CC_WF_NAME=() CC_WF_NODES=() CC_NODE_WF=() CC_NODE_ID=() CC_NODE_KIND=()
 declare -A CC_NODE_NAME=() CC_NODE_NEEDS=() CC_NODE_NUM=() CC_WORKFLOW_ID=() CC_RUNNING=()
+declare -A CC_NODE_PAR=() CC_WF_TRIGGER=()
 CC_RUN='' CC_SOURCE='' CC_REF_KIND='' CC_REF_NAME='' CC_BRANCH='' CC_TAG='' CC_SHA=''
 CC_PIPELINE_ID='' CC_REPO_URL='' CC_REPO_OWNER='' CC_REPO_NAME=''
-CICOMPILE_REF_KIND='' CICOMPILE_REF_NAME=''
+CICOMPILE_REF_KIND='' CICOMPILE_REF_NAME='' CC_TRIGGER=push CC_CACHE=''
 
 cc_die() {
   printf 'cicompile: %s\n' "$*" >&2
@@ -60,9 +65,11 @@ cc_say() {
 
 # ---- the node index (filled in at the end) ----
 
+# cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
+  CC_WF_TRIGGER[$1]=$3
   CC_WF_NODES[$1]=''
 }
 
@@ -78,6 +85,11 @@ cc_node() {
   CC_NODE_NEEDS[$key]="$*"
   CC_NODE_NUM[$key]=${#CC_KEYS[@]}
   CC_WF_NODES[${CC_NODE_WF[$key]}]+=" $key"
+}
+
+# cc_parallel KEY N: the job runs as N shards (CircleCI `parallelism`).
+cc_parallel() {
+  CC_NODE_PAR[$1]=$2
 }
 
 # ---- filters: CICOMPILE_REF_KIND is branch or tag, CICOMPILE_REF_NAME its name ----
@@ -97,6 +109,8 @@ cc_abs() {
 cc_paths() {
   CC_RUN=$(cc_abs "${CICOMPILE_RUN_DIR:-$PWD/.cicompile-run}")
   CC_SOURCE=$(cc_abs "${CICOMPILE_SOURCE:-$PWD}")
+  # Outside the run directory, so caches outlive the run that saved them.
+  CC_CACHE=$(cc_abs "${CICOMPILE_CACHE_DIR:-$CC_SOURCE/.cicompile-cache}")
 }
 
 cc_uuid() {
@@ -154,6 +168,8 @@ cc_init() {
   local wf
   cc_paths
   cc_detect_ref
+  CC_TRIGGER=${CICOMPILE_TRIGGER:-push}
+  [[ $CC_TRIGGER == push || $CC_TRIGGER == schedule ]] || cc_die "CICOMPILE_TRIGGER must be push or schedule, not $CC_TRIGGER"
   cc_reset_run_dir
   mkdir -p "$CC_RUN/status" "$CC_RUN/jobs" "$CC_RUN/workspace" "$CC_RUN/artifacts" || cc_die "cannot create $CC_RUN"
   : >"$CC_RUN/.cicompile-run"
@@ -174,6 +190,7 @@ cc_init() {
   {
     printf 'CC_REF_KIND=%q CC_REF_NAME=%q CC_BRANCH=%q CC_TAG=%q CC_SHA=%q\n' "$CC_REF_KIND" "$CC_REF_NAME" "$CC_BRANCH" "$CC_TAG" "$CC_SHA"
     printf 'CC_PIPELINE_ID=%q CC_REPO_URL=%q CC_REPO_OWNER=%q CC_REPO_NAME=%q\n' "$CC_PIPELINE_ID" "$CC_REPO_URL" "$CC_REPO_OWNER" "$CC_REPO_NAME"
+    printf 'CC_TRIGGER=%q\n' "$CC_TRIGGER"
     for wf in "${CC_WFS[@]}"; do
       printf 'CC_WORKFLOW_ID[%s]=%q\n' "$wf" "${CC_WORKFLOW_ID[$wf]}"
     done
@@ -224,6 +241,7 @@ cc_get_status() {
 cc_approved() {
   local name=$1 item answer=''
   local -a items=()
+  [[ -z ${CICOMPILE_DRY_RUN:-} ]] || return 0
   IFS=, read -ra items <<<"${CICOMPILE_APPROVE:-}"
   for item in "${items[@]}"; do
     item=${item#"${item%%[![:space:]]*}"}
@@ -256,6 +274,12 @@ cc_run_node() {
   local key=$1 need status rc
   local name=${CC_NODE_NAME[$key]}
   local -a needs=()
+  local trigger=${CC_WF_TRIGGER[${CC_NODE_WF[$key]}]}
+  if [[ $trigger != "$CC_TRIGGER" && -z ${CICOMPILE_WORKFLOW_SELECTED:-} ]]; then
+    cc_say "$name" "skipped: its workflow runs on $trigger, this run is a $CC_TRIGGER (set CICOMPILE_TRIGGER=$trigger or name the workflow)"
+    cc_set_status "$key" skipped
+    return 0
+  fi
   if ! "cc_exists_$key"; then
     cc_say "$name" 'skipped: not part of this pipeline (filters)'
     cc_set_status "$key" skipped
@@ -283,9 +307,20 @@ cc_run_node() {
     fi
     return 0
   fi
+  # CICOMPILE_DRY_RUN=1 (for tests): decide every node as usual, grant approvals, run no step.
+  if [[ -n ${CICOMPILE_DRY_RUN:-} ]]; then
+    cc_say "$name" 'dry run: job not executed'
+    cc_set_status "$key" success
+    return 0
+  fi
   cc_say "$name" "job started (workflow ${CC_WF_NAME[${CC_NODE_WF[$key]}]}, $CC_REF_KIND $CC_REF_NAME)"
-  (cc_job "$key") 2>&1 | cc_prefix "$name"
-  rc=${PIPESTATUS[0]}
+  if [[ -n ${CC_NODE_PAR[$key]-} ]]; then
+    cc_run_shards "$key"
+    rc=$?
+  else
+    (cc_job "$key") 2>&1 | cc_prefix "$name"
+    rc=${PIPESTATUS[0]}
+  fi
   if ((rc == 0)); then
     status=success
   else
@@ -295,11 +330,30 @@ cc_run_node() {
   cc_set_status "$key" "$status"
 }
 
+# A parallel job: every shard at once, each a fresh job of its own; 1 if any shard failed.
+cc_run_shards() {
+  local key=$1 i pid rc=0
+  local -a pids=()
+  for ((i = 0; i < CC_NODE_PAR[$key]; i++)); do
+    (
+      (cc_job "$key" "$i") 2>&1 | cc_prefix "${CC_NODE_NAME[$key]} $i"
+      exit "${PIPESTATUS[0]}"
+    ) &
+    pids+=("$!")
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" || rc=1
+  done
+  return "$rc"
+}
+
 # ---- inside a job (a subshell): its steps call the helpers below ----
 
+# cc_job KEY [SHARD]: a shard of a parallel job has its own directory `ID@SHARD`.
 cc_job() {
   CC_KEY=$1
-  CC_JOB_DIR=$CC_RUN/jobs/${CC_NODE_WF[$CC_KEY]}/${CC_NODE_ID[$CC_KEY]}
+  CC_SHARD=${2-}
+  CC_JOB_DIR=$CC_RUN/jobs/${CC_NODE_WF[$CC_KEY]}/${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+@$CC_SHARD}
   CC_HOME=$CC_JOB_DIR/home
   CC_FAILED=0 CC_STEP=0 CC_STEP_NAME=''
   CC_BG_PIDS=()
@@ -328,15 +382,16 @@ cc_cd() {
   cd "$(cc_path "$1")" || return 1
 }
 
-# cc_job_setup --workdir DIR [--shell SHELL] [--env NAME=VALUE]...
+# cc_job_setup --workdir DIR [--shell SHELL] [--shim] [--env NAME=VALUE]...
 cc_job_setup() {
-  local workdir='' shell='' wf=${CC_NODE_WF[$CC_KEY]}
+  local workdir='' shell='' wf=${CC_NODE_WF[$CC_KEY]} shim=0
   local -a env=()
   while (($#)); do
     case $1 in
       --workdir) workdir=$2 ;;
       --shell) shell=$2 ;;
       --env) env+=("$2") ;;
+      --shim) shim=1 && shift && continue ;;
       *) cc_die "internal error: cc_job_setup $1" ;;
     esac
     shift 2
@@ -374,15 +429,24 @@ cc_job_setup() {
     "CIRCLE_PROJECT_USERNAME=$CC_REPO_OWNER"
     "CIRCLE_PROJECT_REPONAME=$CC_REPO_NAME"
     "CIRCLE_WORKING_DIRECTORY=$workdir"
-    CIRCLE_NODE_INDEX=0 CIRCLE_NODE_TOTAL=1
+    "CIRCLE_NODE_INDEX=${CC_SHARD:-0}" "CIRCLE_NODE_TOTAL=${CC_NODE_PAR[$CC_KEY]:-1}"
     "BASH_ENV=$CC_BASH_ENV"
-    "${env[@]}"
   )
+  if ((shim)); then
+    cc_install_shim "$CC_JOB_DIR/bin" || exit 1
+    CC_ENV+=("PATH=$CC_JOB_DIR/bin:$PATH" "CICOMPILE_HALT=$CC_JOB_DIR/halted")
+  fi
+  CC_ENV+=("${env[@]}")
 }
 
 # cc_begin WHEN NAME: should the step run, given `when` and whether an earlier one failed?
 cc_begin() {
   CC_STEP_NAME=$2
+  # `circleci-agent step halt` (the shim) left this marker: the job ends, successfully.
+  if [[ -e $CC_JOB_DIR/halted ]]; then
+    printf 'skipped (the job halted): %s\n' "$2"
+    return 1
+  fi
   case $1 in
     always) ;;
     on_fail) ((CC_FAILED)) || return 1 ;;
@@ -465,23 +529,28 @@ cc_signal_step() {
 
 # The source is copied, never touched: a git clone plus the uncommitted changes, or a copy.
 cc_checkout() {
-  local dest top rel=''
+  local dest top rel='' crel=''
   dest=$(cc_path "$1")
   mkdir -p "$dest" || return 1
   if [[ $CC_RUN == "$CC_SOURCE"/* ]]; then
     rel=${CC_RUN#"$CC_SOURCE"/}
   fi
+  # The cache store is no part of the sources either.
+  if [[ $CC_CACHE == "$CC_SOURCE"/* ]]; then
+    crel=${CC_CACHE#"$CC_SOURCE"/}
+  fi
   if top=$(git -C "$CC_SOURCE" rev-parse --show-toplevel 2>/dev/null) && [[ $(cd "$top" && pwd -P) == "$(cd "$CC_SOURCE" && pwd -P)" ]]; then
-    cc_checkout_git "$dest" "$rel"
+    cc_checkout_git "$dest" "$rel" "$crel"
   else
     local -a exclude=()
     [[ -z $rel ]] || exclude=("--exclude=./$rel")
+    [[ -z $crel ]] || exclude+=("--exclude=./$crel")
     tar -C "$CC_SOURCE" "${exclude[@]}" -cf - . | tar -C "$dest" -xpf -
   fi
 }
 
 cc_checkout_git() {
-  local dest=$1 rel=$2 f list
+  local dest=$1 rel=$2 crel=$3 f list
   if cc_is_empty_dir "$dest"; then
     git clone --quiet --shared "$CC_SOURCE" "$dest" || return 1
   elif [[ -e $dest/.git && $(git -C "$dest" config --get remote.origin.url) == "$CC_SOURCE" ]]; then
@@ -506,6 +575,9 @@ cc_checkout_git() {
     if [[ -n $rel && ( $f == "$rel" || $f == "$rel"/* ) ]]; then
       continue
     fi
+    if [[ -n $crel && ( $f == "$crel" || $f == "$crel"/* ) ]]; then
+      continue
+    fi
     if [[ -e $CC_SOURCE/$f || -L $CC_SOURCE/$f ]]; then
       printf '%s\0' "$f" >>"$list"
     else
@@ -524,7 +596,7 @@ cc_workspace_dir() {
 # cc_pack INDEX PATH... (from the persist root): this job's workspace layer INDEX.
 cc_pack() {
   local out
-  out=$(cc_workspace_dir)/${CC_NODE_ID[$CC_KEY]}-$1.tar
+  out=$(cc_workspace_dir)/${CC_NODE_ID[$CC_KEY]}-$1${CC_SHARD:+@$CC_SHARD}.tar
   shift
   tar -cpf "$out" "$@" && printf 'persisted %s\n' "$*"
 }
@@ -544,11 +616,24 @@ cc_attach() {
   printf 'attached %s workspace layer(s) at %s\n' "$n" "$dest"
 }
 
-# cc_store PATH DEST: copy into the run's artifacts directory (a missing path is no error).
+# Called first in the subshell of a save_cache/restore_cache step: the job's environment (a
+# key template reads CIRCLE_BRANCH and the like) and working directory (checksum paths are
+# relative to it), and a failed key computation (a missing checksum file) fails the step.
+cc_cache_env() {
+  cd "$CC_WD" || exit 1
+  if [[ $CC_REF_KIND != tag ]]; then
+    unset CIRCLE_TAG
+  fi
+  export "${CC_ENV[@]}"
+  set -e
+}
+
+# cc_store PATH DEST: copy into the run's artifacts directory (a missing path is no error);
+# each node of a parallel job has its own (`ID@NODE`), as each CircleCI node has.
 cc_store() {
   local src dest
   src=$(cc_path "$1")
-  dest=$CC_RUN/artifacts/${CC_NODE_WF[$CC_KEY]}/${CC_NODE_ID[$CC_KEY]}/$2
+  dest=$CC_RUN/artifacts/${CC_NODE_WF[$CC_KEY]}/${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+@$CC_SHARD}/$2
   if [[ ! -e $src && ! -L $src ]]; then
     printf 'no files found at %s\n' "$src"
     return 0
@@ -638,7 +723,8 @@ cc_shell_usage() {
   printf 'Runs the workflows (default: all) on this host; jobs run concurrently when they can.\n'
   printf 'Environment: CIRCLE_BRANCH or CIRCLE_TAG (default: from git), CICOMPILE_APPROVE=name,...|all,\n'
   printf '  CICOMPILE_RUN_DIR (default ./.cicompile-run), CICOMPILE_SOURCE (default .),\n'
-  printf '  CICOMPILE_JOBS (most jobs at once; default: no limit).\n'
+  printf '  CICOMPILE_JOBS (most jobs at once; default: no limit), CICOMPILE_TRIGGER=push|schedule,\n'
+  printf '  CICOMPILE_CACHE_DIR (the cache store; default: .cicompile-cache in the source).\n'
   printf 'Workflows:'
   for wf in "${CC_WFS[@]}"; do
     printf ' %s' "${CC_WF_NAME[$wf]}"
@@ -666,6 +752,8 @@ cc_shell_main() {
     done
     [[ -n $found ]] || cc_die "no workflow named $arg (see bash $0 --help)"
     selected+=("$found")
+    # A workflow named on the command line runs whatever its trigger (as `make workflow.X`).
+    CICOMPILE_WORKFLOW_SELECTED=1
   done
   ((${#selected[@]})) || selected=("${CC_WFS[@]}")
   cc_init
@@ -727,6 +815,7 @@ cc_abort() {
   exit "$1"
 }
 
+
 cc_kill_tree() {
   local child
   while read -r child; do
@@ -737,13 +826,13 @@ cc_kill_tree() {
 }
 
 # ---- the node index: workflows, and their nodes in topological order ----
-cc_workflow release release
+cc_workflow release release push
 cc_node release__build_linux release build-linux job build-linux
 cc_node release__build_mac release build-mac job build-mac
 cc_node release__package release package job package release__build_linux release__build_mac
 cc_node release__approve_release release approve-release approval approve-release release__package
 cc_node release__publish release publish job publish release__approve_release
-cc_workflow documentation documentation
+cc_workflow documentation documentation push
 cc_node documentation__docs documentation docs job docs
 
 # ---- the workflow nodes -----------------------------------------------------------------
