@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.tools import require_tool
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -42,3 +44,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         if f.exists() and _SESSION_START and f.stat().st_mtime >= _SESSION_START[0]:
             terminalreporter.write_sep("-", title)
             terminalreporter.write(f.read_text())
+
+
+@pytest.fixture(params=["make", "shell"])
+def target(request: pytest.FixtureRequest) -> str:
+    """The local targets for end-to-end tests, each skipped where its tools are missing."""
+    require_tool("bash")
+    require_tool("git")
+    if request.param == "make":
+        require_tool("make")
+    return str(request.param)

@@ -104,3 +104,4 @@ def define_bodies(makefile: str) -> dict[str, str]:
         name: body.replace("$$", "$")
         for name, body in re.findall(r"^define (\S+)\n(.*?)\nendef$", makefile, re.S | re.M)
     }
+

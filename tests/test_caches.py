@@ -16,7 +16,11 @@ import pytest
 from cicompile import compile_config
 
 from tests.gitlab_helpers import make_repo, run_pipeline
-from tests.local_helpers import failed_exit, project, run
+from tests.local_helpers import (
+    failed_exit,
+    project,
+    run,
+)
 from tests.tools import require_tool
 
 e2e = pytest.mark.e2e
@@ -74,16 +78,8 @@ workflows:
 """
 
 LOCAL = CACHES.replace("@HOME@", "~/")
-TARGETS = ["make", "shell"]
 
 
-@pytest.fixture(params=TARGETS)
-def target(request: pytest.FixtureRequest) -> str:
-    require_tool("bash")
-    require_tool("git")
-    if request.param == "make":
-        require_tool("make")
-    return str(request.param)
 
 
 def _workflow_args(target: str, name: str) -> tuple[str, ...]:

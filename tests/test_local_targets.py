@@ -29,13 +29,6 @@ TARGETS = ["make", "shell"]
 e2e = pytest.mark.e2e
 
 
-@pytest.fixture(params=TARGETS)
-def target(request: pytest.FixtureRequest) -> str:
-    require_tool("bash")
-    require_tool("git")
-    if request.param == "make":
-        require_tool("make")
-    return str(request.param)
 
 
 # ---- a. the workspace example ----------------------------------------------------------------

@@ -19,8 +19,11 @@ from cicompile.targets.report import render_report
 
 from tests.gha_runner import WorkflowRunner
 from tests.gitlab_helpers import make_repo, run_pipeline
-from tests.local_helpers import Run, project, run
-from tests.tools import require_tool
+from tests.local_helpers import (
+    Run,
+    project,
+    run,
+)
 
 CONFIG = """
 version: 2.1
@@ -172,13 +175,6 @@ def test_gitlab_runs(tmp_path: Path, trigger: str, branch: str) -> None:
 # ---- make and shell -----------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["make", "shell"])
-def target(request: pytest.FixtureRequest) -> str:
-    require_tool("bash")
-    require_tool("git")
-    if request.param == "make":
-        require_tool("make")
-    return str(request.param)
 
 
 def _ran(r: Run, workflows: tuple[str, ...] = ("commit", "nightly")) -> set[str]:
