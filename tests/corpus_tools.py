@@ -26,6 +26,7 @@ from cicompile import Result, compile_config
 from cicompile.ir import Pipeline
 from cicompile.targets.gitlab import gitlab_job_names
 
+from tests.gha_runner import gate_outputs
 from tests.golden_cases import case_dirs
 from tests.reference import existing_jobs, expanded_config, ordering, transitive_closure
 from tests.tools import SHARED
@@ -213,22 +214,7 @@ def github_view(result: Result, evs: list[Event]) -> TargetView:
         if gate is None:
             outputs = {e: set(names) for e in evs}
         else:
-            script = gate["steps"][0]["run"]
-            driver = "script=" + shlex.quote(script) + "\n" + "".join(
-                f"echo '@@ {k} {n}'; out=$(mktemp); GITHUB_REF_TYPE={k}"
-                f' GITHUB_REF_NAME={shlex.quote(n)} GITHUB_OUTPUT="$out" bash -c "$script"'
-                ' >/dev/null; cat "$out"; rm -f "$out"\n'
-                for k, n in evs)
-            out = subprocess.run(["bash", "-c", driver], capture_output=True, text=True,
-                                 check=True)
-            current: Event | None = None
-            for line in out.stdout.splitlines():
-                if line.startswith("@@ "):
-                    _, k, n = line.split(" ", 2)
-                    current = (k, n)
-                    outputs[current] = set()
-                elif current and line.endswith("=true"):
-                    outputs[current].add(line.rsplit("=", 1)[0])
+            outputs = gate_outputs(gate["steps"][0]["run"], list(evs))
         for e in evs:
             triggered = _push_triggers(push, *e)
             exists[e][wf_name] = {names[j] for j in outputs[e] if j in names} if triggered \

@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -340,3 +341,24 @@ class WorkflowRunner:
                     else:
                         shutil.copy2(target, dest)
         return True, {}, f"restored cache {hit[1]['key']}"
+
+
+def gate_outputs(script: str, events: list[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+    """Run a generated `circleci-gate` script once per (ref type, ref name) in one bash
+    process; for each event, the job ids whose output is `true`."""
+    driver = "script=" + shlex.quote(script) + "\n" + "".join(
+        f"echo '@@ {k} {n}'; out=$(mktemp); GITHUB_REF_TYPE={k} GITHUB_REF_NAME={shlex.quote(n)}"
+        f' GITHUB_OUTPUT="$out" bash -c "$script" >/dev/null; cat "$out"; rm -f "$out"\n'
+        for k, n in events
+    )
+    out = subprocess.run(["bash", "-c", driver], capture_output=True, text=True, check=True)
+    results: dict[tuple[str, str], set[str]] = {}
+    current: tuple[str, str] | None = None
+    for line in out.stdout.splitlines():
+        if line.startswith("@@ "):
+            _, k, n = line.split(" ", 2)
+            current = (k, n)
+            results[current] = set()
+        elif current and line.endswith("=true"):
+            results[current].add(line.rsplit("=", 1)[0])
+    return results

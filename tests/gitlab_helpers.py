@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.tools import NODE_BIN, run
+from tests.tools import NODE_BIN, git_repo, run
 
 GCL = NODE_BIN / "gitlab-ci-local"
 GCL_FLAGS = ["--no-color", "--shell-isolation", "--no-artifacts-to-source",
@@ -67,19 +67,11 @@ def make_repo(root: Path, gitlab_yml: str, files: dict[str, str] | None = None,
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
 
-    def git(*args: str) -> None:
-        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
-
-    git("init", "-q", "-b", branch)
-    git("config", "user.email", "ci@example.invalid")
-    git("config", "user.name", "ci")
-    git("config", "commit.gpgsign", "false")
-    git("remote", "add", "origin", REMOTE)
-    git("add", "-A")
-    git("commit", "-q", "-m", "init")
+    git_repo(root, branch, remote=REMOTE)
     # A remote-tracking default branch, so gitlab-ci-local need not ask the (absent) remote.
-    git("update-ref", "refs/remotes/origin/main", "HEAD")
-    git("symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main")
+    for args in (["update-ref", "refs/remotes/origin/main", "HEAD"],
+                 ["symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
     return root
 
 

@@ -7,8 +7,6 @@ say: (1) in the IR's conditions, (2) in the GitHub gate job's bash, actually run
 
 from __future__ import annotations
 
-import shlex
-import subprocess
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ from cicompile.ir import Pipeline
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.gha_runner import gate_outputs
 from tests.reference import existing_jobs
 
 BRANCHES = ["main", "dev", "feature/x", "release/1.2", "wip/a", "Main"]
@@ -82,22 +81,7 @@ def _gate_results(config_text: str) -> dict[tuple[str, str], set[str]]:
         # No gate: every job runs on every branch push, and the workflow has no tag trigger.
         assert "tags" not in push
         return {(k, n): set(jobs) if k == "branch" else set() for k, n in REFS}
-    script = gate["steps"][0]["run"]
-    driver = "script=" + shlex.quote(script) + "\n" + "".join(
-        f"echo '@@ {k} {n}'; out=$(mktemp); GITHUB_REF_TYPE={k} GITHUB_REF_NAME={shlex.quote(n)}"
-        f' GITHUB_OUTPUT="$out" bash -c "$script" >/dev/null; cat "$out"; rm -f "$out"\n'
-        for k, n in REFS
-    )
-    out = subprocess.run(["bash", "-c", driver], capture_output=True, text=True, check=True)
-    results: dict[tuple[str, str], set[str]] = {}
-    current: tuple[str, str] | None = None
-    for line in out.stdout.splitlines():
-        if line.startswith("@@ "):
-            _, k, n = line.split(" ", 2)
-            current = (k, n)
-            results[current] = set()
-        elif current and line.endswith("=true"):
-            results[current].add(line.split("=")[0])
+    results = gate_outputs(gate["steps"][0]["run"], [(k, n) for k, n in REFS])
     for k, _ in REFS:
         if k == "tag":
             assert "tags" in push or not any(results[(kk, n)] for kk, n in REFS if kk == "tag")

@@ -48,7 +48,7 @@ def node_script(script: str) -> list[str]:
     return [node, str(VALIDATORS / script)]
 
 
-def git_repo(path: Path, branch: str = "main") -> None:
+def git_repo(path: Path, branch: str = "main", remote: str | None = None) -> None:
     """Make `path` a git repo with one commit of everything in it (what checkout copies)."""
     def g(*args: str) -> None:
         subprocess.run(["git", *args], cwd=path, check=True, capture_output=True)
@@ -57,5 +57,7 @@ def git_repo(path: Path, branch: str = "main") -> None:
     g("config", "user.email", "ci@example.invalid")
     g("config", "user.name", "ci")
     g("config", "commit.gpgsign", "false")
+    if remote is not None:
+        g("remote", "add", "origin", remote)
     g("add", "-A")
     g("commit", "-q", "--allow-empty", "-m", "init")
