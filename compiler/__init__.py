@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from cicompile.diagnostics import ConfigError, Diagnostic, Diagnostics
+from cicompile.records import dataclass
 
 __version__ = "0.1.0"
 

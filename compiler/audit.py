@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from cicompile.diagnostics import Diagnostic, Severity
+from cicompile.records import dataclass
 
 # Diagnostic codes by what they say about the translation.
 UNSUPPORTED_PREFIXES = ("unsupported-",)

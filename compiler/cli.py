@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -38,6 +36,8 @@ Diagnostics go to stderr as `path:line:col: severity: message [code]`.
 
 
 def _write_atomically(path: Path, text: str, mode: int | None = None) -> None:
+    import tempfile  # imported here: it pulls in shutil, random, bz2, lzma (cold start)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -54,6 +54,8 @@ def _write_atomically(path: Path, text: str, mode: int | None = None) -> None:
 
 def _diff_against(output_dir: Path, files: dict[str, str]) -> bool:
     """Print a unified diff of each file under output_dir against what would be generated."""
+    import difflib
+
     changed = False
     for rel, new in sorted(files.items()):
         path = output_dir / rel

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+
+from cicompile.records import dataclass
 
 
 class RefKind(enum.StrEnum):

@@ -7,9 +7,10 @@ Format (mypy's ``srcloc: severity: message`` plus actionlint's trailing code):
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from cicompile.records import dataclass
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -105,6 +106,8 @@ def render_json(diags: Iterable[Diagnostic]) -> str:
         }
         for d in diags
     ]
+    import json  # only `--format json` needs it (cold start)
+
     return json.dumps({"version": 1, "diagnostics": rows}, indent=2) + "\n"
 
 

@@ -9,10 +9,11 @@ marked "derived" below; targets only read it.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from cicompile.conditions import TRUE, Cond, Pattern
 from cicompile.diagnostics import Span
+from cicompile.records import dataclass
 
 Env = tuple[tuple[str, str], ...]
 

@@ -15,12 +15,13 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from cicompile.diagnostics import ConfigError, Diagnostics
 from cicompile.frontend.orbsource import LOCK_FILE, parse_ref, read_lock, sha256_text
 from cicompile.frontend.yaml_loader import YMap, YScalar, load_yaml
+from cicompile.records import dataclass
 
 DEFAULT_REGISTRY = "https://circleci.com"
 QUERY = ("query($orbVersionRef: String!) { orbVersion(orbVersionRef: $orbVersionRef)"

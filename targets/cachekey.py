@@ -9,7 +9,6 @@ matters, and both use this same function.
 from __future__ import annotations
 
 from functools import cache
-from importlib.resources import files
 
 from cicompile import ir
 from cicompile.targets.base import path_quote
@@ -75,6 +74,8 @@ def cache_store_functions() -> str:
     """The POSIX-sh cache store: CircleCI's immutable saves and prefix/newest restores over a
     directory, shared by the make, shell and GitLab targets. `templates/cache_store.sh.j2` is
     plain sh read verbatim (named .j2 so it ships with the other templates)."""
+    from importlib.resources import files  # here: it imports tempfile (cold start)
+
     text = files("cicompile.targets.templates").joinpath("cache_store.sh.j2").read_text()
     return text.rstrip("\n")
 

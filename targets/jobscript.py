@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
 
 from cicompile import ir
 from cicompile.conditions import And, Cond, Match, Not, Or
+from cicompile.records import dataclass
 from cicompile.targets.base import (
     EmitContext,
     glob_quote,

@@ -27,9 +27,8 @@ Design. Make schedules, bash does the work:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from cicompile import ir
+from cicompile.records import dataclass
 from cicompile.targets.base import GENERATED_NOTICE, EmitContext, Target
 from cicompile.targets.jobscript import (
     ENV,

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from cicompile import ir
 from cicompile.conditions import Pattern
 from cicompile.diagnostics import Diagnostic, Severity
+from cicompile.records import dataclass
 
 BUILTIN_VARS = {
     "CI", "CIRCLECI", "HOME", "PATH", "PWD", "OLDPWD", "USER", "SHELL", "BASH_ENV", "TERM",

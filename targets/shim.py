@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from importlib.resources import files
 
 from cicompile import ir
 
@@ -24,6 +23,8 @@ _USES_AGENT = re.compile(r"(?<![\w/.-])circleci-agent\b")
 @cache
 def shim_text() -> str:
     """The shim script, ending in a newline."""
+    from importlib.resources import files  # here: it imports tempfile (cold start)
+
     return files("cicompile.targets").joinpath("templates", SHIM_FILE).read_text()
 
 

@@ -14,8 +14,6 @@ from cicompile import ir
 from cicompile.conditions import Pattern
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from cicompile.frontend.cache_key import parse_cache_key
-from cicompile.frontend.expand import expand_config, reject_pipeline_params
-from cicompile.frontend.orbsource import PROVIDE_HINT
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq, load_yaml
 
 TOP_LEVEL_KEYS = {"version", "jobs", "workflows", "orbs", "commands", "executors",
@@ -376,6 +374,8 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
         path = r.string(r.required(m, "path", "`store_test_results`"), "`path`")
         return None if path is None else ir.StoreTestResults(path=path, span=span)
     if "/" in name:  # 2.1 configs only get here for commands of registry orbs
+        from cicompile.frontend.orbsource import PROVIDE_HINT
+
         orb = name.split("/", 1)[0]
         reason = (f"`{name}` is a command of the orb {orb!r}, whose source is not available;"
                   f" it becomes a placeholder that fails, naming the orb; {PROVIDE_HINT}")
@@ -545,6 +545,8 @@ def _workflow(
         if kind is ir.NodeKind.JOB and job not in job_names and "/" in job and (
             job.split("/", 1)[0] in orb_names
         ):
+            from cicompile.frontend.orbsource import PROVIDE_HINT
+
             r.diags.warning("unsupported-orb", f"job {job!r} comes from the orb"
                             f" {job.split('/', 1)[0]!r}, whose source is not available; it"
                             f" becomes a placeholder that fails, naming the orb; {PROVIDE_HINT}",
@@ -606,9 +608,15 @@ def parse_config(text: str, path: str, diags: Diagnostics, *,
     if root is None:
         raise ConfigError
     version = _version(r, root, diags)
+    # The 2.1 expander (and the orb machinery it loads) is imported only when needed: a 2.0
+    # config's cold start does without it (docs/performance.md).
     if version == "2.1":
+        from cicompile.frontend.expand import expand_config
+
         root = expand_config(root, diags, pipeline_params=pipeline_params, orb_dir=orb_dir)
-    else:
+    elif pipeline_params:
+        from cicompile.frontend.expand import reject_pipeline_params
+
         reject_pipeline_params(pipeline_params, diags, root.span)
     if on_expanded is not None:
         on_expanded(root)

@@ -20,12 +20,13 @@ import enum
 import itertools
 import re
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from cicompile.frontend.orbsource import PROVIDE_HINT, OrbSources
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq
+from cicompile.records import dataclass
 
 BUILTIN_STEPS = frozenset({
     "run", "checkout", "setup_remote_docker", "save_cache", "restore_cache", "deploy",

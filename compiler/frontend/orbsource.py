@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq, load_yaml
+from cicompile.records import dataclass
 
 LOCK_FILE = "orbs.lock"
 # Said by every `unsupported-orb` warning: how to make the source available.

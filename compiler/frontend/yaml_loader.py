@@ -8,11 +8,12 @@ document is rejected in milliseconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import yaml
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
+from cicompile.records import dataclass
 from yaml.composer import Composer
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from cicompile.diagnostics import Diagnostics
 from cicompile.ir import Pipeline
@@ -11,6 +11,7 @@ from cicompile.passes.compute_existence import compute_existence
 from cicompile.passes.reduce_requires import reduce_requires
 from cicompile.passes.resolve_references import resolve_references
 from cicompile.passes.workspace_layers import workspace_layers
+from cicompile.records import dataclass
 
 
 @dataclass

@@ -1,0 +1,272 @@
+"""`dataclasses.dataclass` without compiling code for every class at import time.
+
+The standard decorator writes `__init__`, `__repr__`, `__eq__`, `__hash__`, `__setattr__`...
+of each class as source text and `exec`s them: about 0.5 ms per class, and the compiler
+defines some sixty dataclasses on its start-up path, most of which a run never instantiates
+(cold start, docs/performance.md). This decorator lets `dataclasses` process the fields (so
+`fields`, `replace`, `asdict` and `is_dataclass` work unchanged) and supplies the methods:
+
+- `__eq__`, ordering, `__hash__`, `__repr__`, the frozen `__setattr__`/`__delattr__`: generic
+  functions over an `operator.attrgetter` of the same fields: the same tuples are compared and
+  hashed as in the generated code, so results and hash values are identical;
+- `__init__`: generated the way the standard one is, on the class's first instantiation.
+
+Classes it does not handle (inheriting from a dataclass, `InitVar`/`ClassVar`/`KW_ONLY`
+pseudo-fields, `unsafe_hash`, `weakref_slot`) go to the standard decorator. Type checkers see
+a dataclass transform, so they check these classes as they check standard dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import reprlib
+from collections.abc import Callable
+from typing import Any, TypeVar, dataclass_transform, overload
+
+_T = TypeVar("_T")
+_MISSING: Any = dataclasses.MISSING
+_std_dataclass: Any = dataclasses.dataclass  # called with a class and options at once
+
+
+class _HasDefaultFactory:
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_HAS_DEFAULT_FACTORY = _HasDefaultFactory()
+
+
+@overload
+def dataclass(cls: type[_T], /) -> type[_T]: ...
+
+
+@overload
+def dataclass(
+    *, init: bool = True, repr: bool = True, eq: bool = True, order: bool = False,
+    unsafe_hash: bool = False, frozen: bool = False, match_args: bool = True,
+    kw_only: bool = False, slots: bool = False, weakref_slot: bool = False,
+) -> Callable[[type[_T]], type[_T]]: ...
+
+
+@dataclass_transform(field_specifiers=(dataclasses.field, dataclasses.Field))
+def dataclass(cls: Any = None, /, **params: Any) -> Any:
+    """Same parameters and semantics as `dataclasses.dataclass`."""
+
+    def wrap(cls: type[_T]) -> type[_T]:
+        processed: type[_T] = _process(cls, **params)
+        return processed
+
+    return wrap if cls is None else wrap(cls)
+
+
+def _process(cls: Any, *, init: bool = True, repr: bool = True, eq: bool = True,  # noqa: A002
+             order: bool = False, unsafe_hash: bool = False, frozen: bool = False,
+             match_args: bool = True, kw_only: bool = False, slots: bool = False,
+             weakref_slot: bool = False) -> Any:
+    if unsafe_hash or weakref_slot or _unusual(cls):
+        return _std_dataclass(
+            cls, init=init, repr=repr, eq=eq, order=order, unsafe_hash=unsafe_hash,
+            frozen=frozen, match_args=match_args, kw_only=kw_only, slots=slots,
+            weakref_slot=weakref_slot)
+    if order and not eq:
+        raise ValueError("eq must be true if order is true")
+    class_hash = cls.__dict__.get("__hash__", _MISSING)
+    explicit_hash = not (class_hash is _MISSING
+                         or (class_hash is None and "__eq__" in cls.__dict__))
+    doc = cls.__dict__.get("__doc__")
+    if not doc:
+        # The standard decorator would compute an `inspect.signature` for the docstring.
+        cls.__doc__ = cls.__name__
+    cls = _std_dataclass(cls, init=False, repr=False, eq=False, frozen=False,
+                                match_args=match_args, kw_only=kw_only, slots=slots)
+    params = cls.__dataclass_params__
+    params.init, params.repr, params.eq, params.order, params.frozen = (
+        init, repr, eq, order, frozen)
+    fields = dataclasses.fields(cls)
+    compared = [f.name for f in fields if f.compare]
+    if init:
+        _check_defaults(cls, fields)
+        _set(cls, "__init__", _lazy_init(cls, frozen, slots))
+    if repr:
+        _set(cls, "__repr__", _repr_fn([f.name for f in fields if f.repr]))
+    if eq:
+        _set(cls, "__eq__", _eq_fn(_key(compared)))
+    if order:
+        for name, op in (("__lt__", operator.lt), ("__le__", operator.le),
+                         ("__gt__", operator.gt), ("__ge__", operator.ge)):
+            if _set(cls, name, _order_fn(name, op, _key(compared))):
+                raise TypeError(f"Cannot overwrite attribute {name} in class {cls.__name__}."
+                                " Consider using functools.total_ordering")
+    if frozen:
+        names = frozenset(f.name for f in fields)
+        for fn in _frozen_fns(cls, names):
+            if _set(cls, fn.__name__, fn):
+                raise TypeError(f"Cannot overwrite attribute {fn.__name__} in class"
+                                f" {cls.__name__}")
+        if slots:
+            _set(cls, "__getstate__", _getstate)
+            _set(cls, "__setstate__", _setstate)
+    if eq and not explicit_hash:
+        if frozen:
+            hashed = [f.name for f in fields if (f.compare if f.hash is None else f.hash)]
+            cls.__hash__ = _hash_fn(_key(hashed))
+        else:
+            cls.__hash__ = None
+    return cls
+
+
+def _unusual(cls: Any) -> bool:
+    if any(hasattr(base, "__dataclass_fields__") for base in cls.__mro__[1:]):
+        return True
+    for annotation in cls.__dict__.get("__annotations__", {}).values():
+        text = annotation if isinstance(annotation, str) else repr(annotation)
+        if "ClassVar" in text or "InitVar" in text or "KW_ONLY" in text:
+            return True
+    return False
+
+
+def _set(cls: Any, name: str, fn: Any) -> bool:
+    """Add a method unless the class defines it; True when it was already there."""
+    if name in cls.__dict__:
+        return True
+    if callable(fn):
+        fn.__qualname__ = f"{cls.__qualname__}.{fn.__name__}"
+    setattr(cls, name, fn)
+    return False
+
+
+def _key(names: list[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """The tuple of these attributes, as the generated methods build it (`(self.a, self.b,)`)."""
+    if not names:
+        return lambda obj: ()
+    if len(names) == 1:
+        get = operator.attrgetter(names[0])
+        return lambda obj: (get(obj),)
+    return operator.attrgetter(*names)
+
+
+def _eq_fn(key: Callable[[Any], tuple[Any, ...]]) -> Callable[[Any, Any], Any]:
+    def __eq__(self: Any, other: Any) -> Any:
+        if other.__class__ is self.__class__:
+            return key(self) == key(other)
+        return NotImplemented
+
+    return __eq__
+
+
+def _order_fn(name: str, op: Callable[[Any, Any], Any],
+              key: Callable[[Any], tuple[Any, ...]]) -> Callable[[Any, Any], Any]:
+    def compare(self: Any, other: Any) -> Any:
+        if other.__class__ is self.__class__:
+            return op(key(self), key(other))
+        return NotImplemented
+
+    compare.__name__ = name
+    return compare
+
+
+def _hash_fn(key: Callable[[Any], tuple[Any, ...]]) -> Callable[[Any], int]:
+    def __hash__(self: Any) -> int:
+        return hash(key(self))
+
+    return __hash__
+
+
+def _repr_fn(names: list[str]) -> Callable[[Any], str]:
+    @reprlib.recursive_repr()
+    def __repr__(self: Any) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{self.__class__.__qualname__}({inner})"
+
+    return __repr__
+
+
+def _frozen_fns(cls: Any, names: frozenset[str]) -> tuple[Callable[..., None], ...]:
+    def __setattr__(self: Any, name: str, value: Any) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+        super(cls, self).__setattr__(name, value)
+
+    def __delattr__(self: Any, name: str) -> None:
+        if type(self) is cls or name in names:
+            raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
+        super(cls, self).__delattr__(name)
+
+    return __setattr__, __delattr__
+
+
+# Pickling frozen classes with slots, as the standard decorator provides.
+def _getstate(self: Any) -> list[Any]:
+    return [getattr(self, f.name) for f in dataclasses.fields(self)]
+
+
+def _setstate(self: Any, state: list[Any]) -> None:
+    for f, value in zip(dataclasses.fields(self), state, strict=True):
+        object.__setattr__(self, f.name, value)
+
+
+def _check_defaults(cls: Any, fields: tuple[dataclasses.Field[Any], ...]) -> None:
+    seen_default = False
+    for f in fields:
+        if not f.init or f.kw_only:
+            continue
+        if f.default is not _MISSING or f.default_factory is not _MISSING:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+
+
+def _lazy_init(cls: Any, frozen: bool, slots: bool) -> Callable[..., None]:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        real = _init_fn(cls, frozen, slots)
+        cls.__init__ = real
+        real(self, *args, **kwargs)
+
+    return __init__
+
+
+def _init_fn(cls: Any, frozen: bool, slots: bool) -> Callable[..., None]:
+    """The `__init__` the standard decorator would write (frozen: via object.__setattr__)."""
+    fields = dataclasses.fields(cls)
+    this = "__dataclass_self__" if any(f.name == "self" for f in fields) else "self"
+    ns: dict[str, Any] = {"__dataclass_set__": object.__setattr__,
+                          "__dataclass_HAS_FACTORY__": _HAS_DEFAULT_FACTORY}
+    positional: list[str] = []
+    keyword: list[str] = []
+    body: list[str] = []
+    for f in fields:
+        dflt = f"__dataclass_dflt_{f.name}__"
+        value: str | None = f.name
+        if f.init:
+            if f.default_factory is not _MISSING:
+                ns[dflt] = f.default_factory
+                param = f"{f.name}=__dataclass_HAS_FACTORY__"
+                value = f"{dflt}() if {f.name} is __dataclass_HAS_FACTORY__ else {f.name}"
+            elif f.default is not _MISSING:
+                ns[dflt] = f.default
+                param = f"{f.name}={dflt}"
+            else:
+                param = f.name
+            (keyword if f.kw_only else positional).append(param)
+        elif f.default_factory is not _MISSING:
+            ns[dflt] = f.default_factory
+            value = f"{dflt}()"
+        elif slots and f.default is not _MISSING:
+            ns[dflt] = f.default
+            value = dflt
+        else:
+            value = None  # read from the class attribute, as in the standard decorator
+        if value is not None:
+            body.append(f"__dataclass_set__({this}, {f.name!r}, {value})" if frozen
+                        else f"{this}.{f.name} = {value}")
+    if hasattr(cls, "__post_init__"):
+        body.append(f"{this}.__post_init__()")
+    params = [this, *positional]
+    if keyword:
+        params += ["*", *keyword]
+    lines = "\n".join(f"    {line}" for line in body or ["pass"])
+    exec(f"def __init__({', '.join(params)}):\n{lines}\n", ns)  # noqa: S102
+    fn: Callable[..., None] = ns["__init__"]
+    fn.__qualname__ = f"{cls.__qualname__}.__init__"
+    return fn
