@@ -43,6 +43,20 @@ class NodeKind(enum.StrEnum):
     APPROVAL = "approval"
 
 
+class JobStatus(enum.StrEnum):
+    """A terminal status of a required job, for flexible `requires` (semantics §5.3)."""
+
+    SUCCESS = "success"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    UNAUTHORIZED = "unauthorized"
+    NOT_RUN = "not_run"
+
+
+SUCCESS_ONLY = frozenset({JobStatus.SUCCESS})
+TERMINAL: frozenset[JobStatus] = frozenset(JobStatus)  # `terminal`: any of the five
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DockerImage:
     image: str
@@ -214,13 +228,29 @@ class WorkflowNode:
     kind: NodeKind
     job: str | None  # the job definition invoked (None for approvals)
     requires: tuple[str, ...] = ()
+    # Flexible requires: the statuses a requirement may end in for this node to start, only
+    # for requirements that accept more or other than `success` (the default).
+    require_statuses: tuple[tuple[str, frozenset[JobStatus]], ...] = ()
     filters: Filters = field(default_factory=Filters)
     context: tuple[str, ...] = ()
+    serial_group: str | None = None  # `serial-group`: runs one at a time with its group
     span: Span | None = _span()
     # derived by passes
     needs: tuple[str, ...] = ()  # `requires` after transitive reduction
     exists: Cond = TRUE  # when this node is part of the pipeline (filters + requires rule)
     layers: tuple[WorkspaceLayer, ...] = ()  # ancestors' workspace layers, in apply order
+
+    def allowed(self, requirement: str) -> frozenset[JobStatus]:
+        """The statuses of `requirement` that let this node start (`success` by default)."""
+        for name, statuses in self.require_statuses:
+            if name == requirement:
+                return statuses
+        return SUCCESS_ONLY
+
+    @property
+    def flexible(self) -> bool:
+        """Some requirement accepts a status other than plain `success`."""
+        return bool(self.require_statuses)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

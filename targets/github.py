@@ -66,6 +66,13 @@ WORKFLOW_ENV = {
     "CIRCLE_NODE_TOTAL": "1",
 }
 
+# `needs.<id>.result` for CircleCI's job statuses (semantics §9.1); `unauthorized` has none.
+RESULTS = {
+    ir.JobStatus.SUCCESS: "success",
+    ir.JobStatus.FAILED: "failure",
+    ir.JobStatus.CANCELED: "cancelled",
+    ir.JobStatus.NOT_RUN: "skipped",
+}
 RUNS_ON = {
     ir.ExecutorKind.DOCKER: "ubuntu-latest",
     ir.ExecutorKind.MACHINE: "ubuntu-latest",
@@ -148,14 +155,38 @@ class _JobEmitter:
 
     # ---- job header ------------------------------------------------------------------
 
-    def condition(self) -> str | None:
-        if not self.gated:
+    def result_test(self, d: str) -> str | None:
+        """`needs.D.result` in the statuses this node accepts from D; None for any result."""
+        allowed = self.node.allowed(d)
+        results = [RESULTS[s] for s in ir.JobStatus if s in allowed and s in RESULTS]
+        if len(results) == len(RESULTS):
             return None
+        did = self.ids[d]
+        # Only `unauthorized`, which GitHub never reports (warned by the front end).
+        tests = [f"needs.{did}.result == '{r}'" for r in results] or [
+            f"needs.{did}.result == 'unauthorized'"]
+        return tests[0] if len(tests) == 1 else "(" + " || ".join(tests) + ")"
+
+    def condition(self) -> str | None:
+        if not self.gated and not self.node.flexible:
+            return None
+        # `always()` lets a job that accepts `canceled` run after a cancellation, which
+        # `!cancelled()` (the default here: CircleCI runs nothing after one) would not.
+        accepts_cancel = any(ir.JobStatus.CANCELED in self.node.allowed(d)
+                             for d in self.node.needs)
+        parts = ["always()" if accepts_cancel else "!cancelled()"]
         gate = f"needs.{GATE}.outputs"
-        parts = ["!cancelled()", f"{gate}.{self.id} == 'true'"]
+        if self.gated:
+            parts.append(f"{gate}.{self.id} == 'true'")
         for d in self.node.needs:
-            did = self.ids[d]
-            parts.append(f"({gate}.{did} != 'true' || needs.{did}.result == 'success')")
+            test = self.result_test(d)
+            if test is None:
+                continue
+            if self.gated:
+                # A requirement the gate filtered out is ignored (semantics §5.3).
+                parts.append(f"({gate}.{self.ids[d]} != 'true' || {test})")
+            else:
+                parts.append(test)
         return "${{ " + " && ".join(parts) + " }}"
 
     def header(self) -> dict[str, Any]:
@@ -166,6 +197,17 @@ class _JobEmitter:
         cond = self.condition()
         if cond:
             job["if"] = cond
+        if self.node.serial_group is not None:
+            job["concurrency"] = {"group": literal(self.node.serial_group),
+                                  "cancel-in-progress": False}
+            self.ctx.diags.warning(
+                "approximated-serial-group",
+                f"serial-group {self.node.serial_group!r} becomes a GitHub `concurrency`"
+                " group: per repository (CircleCI: per organization), and GitHub keeps only"
+                " one pending job per group, cancelling older pending ones (CircleCI queues"
+                " them all)",
+                self.node.span,
+            )
         return job
 
     def approval(self) -> dict[str, Any]:

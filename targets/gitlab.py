@@ -355,8 +355,53 @@ class _JobEmitter:
             cond = f"{source} && ({cond})"
         return [{"if": cond, **(extra or {})}]
 
+    def status_when(self, needs: list[dict[str, Any]]) -> str | None:
+        """GitLab's `when` for flexible requires (semantics §9.2), or None for the default.
+
+        GitLab's job-level `when` looks at all needed jobs together: `on_failure` runs when
+        any of them failed, `always` whatever they did. Exact: every requirement accepting
+        any status (`always`), or a single requirement accepting only `failed` and no other
+        need (`on_failure`). Otherwise the nearest one, with a warning saying how it differs.
+        """
+        node = self.node
+        if not node.flexible:
+            return None
+        seen = {ir.JobStatus.SUCCESS, ir.JobStatus.FAILED, ir.JobStatus.CANCELED,
+                ir.JobStatus.NOT_RUN}  # what GitLab can report (no `unauthorized`)
+        sets = [node.allowed(d) & seen for d in node.requires]
+        if all(s == seen for s in sets):
+            return "always"
+        # Needs added for workspace artifacts would count for `on_failure` too.
+        if len(sets) == 1 and sets[0] == {ir.JobStatus.FAILED} and len(needs) == 1:
+            return "on_failure"
+        wanted = "; ".join(
+            f"{d}: {', '.join(s for s in ir.JobStatus if s in node.allowed(d))}"
+            for d in node.requires)
+        when: str | None
+        if any(ir.JobStatus.SUCCESS not in s for s in sets):
+            when, how = "on_failure", "`when: on_failure` runs it when any job it needs failed"
+        elif all(ir.JobStatus.FAILED in s for s in sets):
+            when, how = "always", ("`when: always` runs it whatever the jobs it needs did"
+                                   " (also when they were skipped or canceled)")
+        else:
+            when, how = None, "it runs only when every job it needs succeeded"
+        self.ctx.diags.warning(
+            "approximated-requires",
+            f"{node.name!r} starts on CircleCI only when each requirement ends as listed"
+            f" ({wanted}); GitLab has no per-need status: {how}",
+            node.span,
+        )
+        return when
+
     def approval(self) -> dict[str, Any]:
         out: dict[str, Any] = {"needs": self.needs(False)}
+        if self.node.flexible:
+            self.ctx.diags.warning(
+                "approximated-requires",
+                f"approval {self.node.name!r} has flexible requires; a GitLab manual job"
+                " becomes available only when the jobs it needs succeeded",
+                self.node.span,
+            )
         manual = {"when": "manual", "allow_failure": False}
         rules = self.rules(manual)
         if rules is None:
@@ -367,6 +412,20 @@ class _JobEmitter:
         out["script"] = [f"echo {sh_quote(self.node.name)} approved"]
         return out
 
+    def resource_group(self, group: str) -> str:
+        """`serial-group` → `resource_group` (semantics §9.2), which GitLab queues per
+        project; its names take letters, digits, `-_/.{}$` and spaces, and expand `$`."""
+        name = re.sub(r"[^A-Za-z0-9_./ -]", "_", group).strip("/") or "_"
+        self.ctx.diags.warning(
+            "approximated-serial-group",
+            f"serial-group {group!r} becomes the GitLab resource_group {name!r}: per project"
+            " (CircleCI: per organization); GitLab's default process mode `unordered` starts"
+            " waiting jobs in any order, where CircleCI goes by pipeline number and skips"
+            " older ones (set `oldest_first` through the API for the nearest behaviour)",
+            self.node.span,
+        )
+        return name
+
     # ---- build jobs ------------------------------------------------------------------
 
     def build(self, job: ir.Job) -> dict[str, Any]:
@@ -374,9 +433,14 @@ class _JobEmitter:
         out: dict[str, Any] = {}
         out.update(self.executor(job.executor))
         out["needs"] = self.needs(attaches)
-        rules = self.rules()
+        when = self.status_when(out["needs"])
+        rules = self.rules({"when": when} if when else None)
         if rules is not None:
             out["rules"] = rules
+        elif when:
+            out["when"] = when
+        if self.node.serial_group is not None:
+            out["resource_group"] = self.resource_group(self.node.serial_group)
         if not any(isinstance(s, ir.Checkout) for s in job.steps):
             out["variables"] = {"GIT_STRATEGY": "none"}
         if job.parallelism > 1:

@@ -142,6 +142,15 @@ class NodeView:
     needs: tuple[str, ...]  # keys
     exists: str  # a bash command list
     job: JobView | None
+    # Flexible requires: (needed key, the runtime statuses it may end in, comma-separated).
+    accepts: tuple[tuple[str, str], ...] = ()
+    serial_group: str | None = None
+
+    @property
+    def index_needs(self) -> tuple[str, ...]:
+        """The needs as the runtime's node index lists them: `KEY` or `KEY:STATUS,...`."""
+        accepts = dict(self.accepts)
+        return tuple(f"{k}:{accepts[k]}" if k in accepts else k for k in self.needs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +209,21 @@ def node_parallelism(pipeline: ir.Pipeline, wf: ir.Workflow, node: str) -> int:
     return pipeline.job(job).parallelism if job is not None else 1
 
 
+# The runtime's statuses for CircleCI's (semantics §5.3): a job that did not run because of
+# its requirements is `blocked`. Nothing is canceled or unauthorized in a local run.
+_RUNTIME_STATUS = {
+    ir.JobStatus.SUCCESS: "success",
+    ir.JobStatus.FAILED: "failed",
+    ir.JobStatus.NOT_RUN: "blocked",
+}
+
+
+def runtime_statuses(allowed: frozenset[ir.JobStatus]) -> str:
+    """The runtime statuses a flexible requirement accepts, comma-separated (`none`: none of
+    them can occur, so the node never starts)."""
+    return ",".join(v for k, v in _RUNTIME_STATUS.items() if k in allowed) or "none"
+
+
 class _Builder:
     def __init__(self, pipeline: ir.Pipeline, ctx: EmitContext) -> None:
         self.pipeline = pipeline
@@ -246,6 +270,11 @@ class _Builder:
                         needs=tuple(keys[(wid, ids[d])] for d in n.needs),
                         exists=bash_condition(n.exists),
                         job=self.job(job, wf, n, ids) if job is not None else None,
+                        accepts=tuple(
+                            (keys[(wid, ids[d])], runtime_statuses(n.allowed(d)))
+                            for d in n.needs if n.allowed(d) != ir.SUCCESS_ONLY
+                        ),
+                        serial_group=n.serial_group,
                     )
                 )
             trigger = "schedule" if wf.schedules else "push"

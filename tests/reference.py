@@ -165,3 +165,42 @@ def expanded_config(text: str, path: str = "config.yml") -> dict[str, Any]:
     if version is not None and plain(version) == "2.1":
         root = expand_config(root, diags)
     return plain(root)  # type: ignore[no-any-return]
+
+
+# ---- flexible requires (§5.3): which existing jobs start, given which of them fail ----------
+
+STATUSES = ("success", "failed", "canceled", "unauthorized", "not_run")
+
+
+def accepted_statuses(body: dict[str, Any]) -> dict[str, set[str]]:
+    """{requirement: the statuses it may end in for this entry to start}: a plain name means
+    `success`; `{name: status}` or `{name: [statuses]}`; `terminal` is any of the five."""
+    out: dict[str, set[str]] = {}
+    reqs = body.get("requires")
+    for r in reqs if isinstance(reqs, list) else [] if reqs is None else [reqs]:
+        items = r.items() if isinstance(r, dict) else [(r, "success")]
+        for name, given in items:
+            words = given if isinstance(given, list) else [given]
+            statuses = {s for w in words for s in (STATUSES if w == "terminal" else (w,))}
+            out.setdefault(str(name), set()).update(statuses)
+    return out
+
+
+def job_statuses(config: dict[str, Any], workflow: str, existing: set[str],
+                 failing: set[str]) -> dict[str, str]:
+    """{existing job: success | failed | not_run} when the jobs in `failing` fail if they run
+    and every other job (approvals included) succeeds: a job starts when each existing
+    requirement ended in a status it accepts (a requirement that does not exist is ignored),
+    and otherwise is not_run."""
+    entries = workflow_entries(config)[workflow]
+    memo: dict[str, str] = {}
+
+    def status(j: str) -> str:
+        if j not in memo:
+            starts = all(status(r) in accepted
+                         for r, accepted in accepted_statuses(entries[j]).items()
+                         if r in existing)
+            memo[j] = ("failed" if j in failing else "success") if starts else "not_run"
+        return memo[j]
+
+    return {j: status(j) for j in existing}

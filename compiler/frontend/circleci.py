@@ -485,6 +485,74 @@ def _triggers(r: _Reader, node: YNode | None) -> tuple[ir.Schedule, ...]:
     return tuple(s for s in found if s is not None)
 
 
+_STATUS_WORDS = {s.value: frozenset({s}) for s in ir.JobStatus} | {"terminal": ir.TERMINAL}
+# `serial-group`: at most 512 of these characters (semantics §5.2).
+_SERIAL_GROUP = re.compile(r"[A-Za-z0-9._/-]{1,512}")
+
+
+def _statuses(r: _Reader, node: YNode, requirement: str) -> frozenset[ir.JobStatus] | None:
+    """`success`, `[success, failed]`, `terminal`…: the statuses a requirement may end in."""
+    items = node.items if isinstance(node, YSeq) else (node,)
+    out: set[ir.JobStatus] = set()
+    for item in items:
+        word = r.string(item, f"the status of requirement {requirement!r}")
+        if word is None:
+            return None
+        if word not in _STATUS_WORDS:
+            r.diags.error("invalid-value", f"requirement {requirement!r}: unknown status"
+                          f" {word!r} (expected one of {', '.join(_STATUS_WORDS)})", item.span)
+            return None
+        out |= _STATUS_WORDS[word]
+    if not out:
+        r.diags.error("invalid-value", f"requirement {requirement!r} lists no status",
+                      node.span)
+        return None
+    if ir.JobStatus.UNAUTHORIZED in out and out != ir.TERMINAL:
+        r.diags.warning("requires-unauthorized", f"requirement {requirement!r} accepts"
+                        " `unauthorized` (a restricted context refused the job), which no"
+                        " target has: that status never occurs there", node.span)
+    return frozenset(out)
+
+
+def _requires(
+    r: _Reader, node: YNode | None
+) -> tuple[tuple[str, ...], tuple[tuple[str, frozenset[ir.JobStatus]], ...]]:
+    """`requires`: names, plus the statuses of flexible requirements (semantics §5.3) —
+    `- build`, `- build: failed`, `- build: [success, failed]`, `- build: terminal`."""
+    if not isinstance(node, YSeq):
+        return r.strings(node, "`requires`") or (), ()
+    names: dict[str, None] = {}
+    statuses: dict[str, frozenset[ir.JobStatus]] = {}
+    for item in node.items:
+        if isinstance(item, YMap):
+            for k, v in item.pairs:
+                name = k.as_str()
+                allowed = _statuses(r, v, name)
+                if allowed is not None:
+                    names[name] = None
+                    statuses[name] = statuses.get(name, frozenset()) | allowed
+            continue
+        plain = r.string(item, "each entry of `requires`")
+        if plain is not None:
+            names[plain] = None
+            statuses[plain] = statuses.get(plain, frozenset()) | ir.SUCCESS_ONLY
+    flexible = tuple((n, s) for n, s in statuses.items() if s != ir.SUCCESS_ONLY)
+    return tuple(names), flexible
+
+
+def _serial_group(r: _Reader, node: YNode | None) -> str | None:
+    text = r.string(node, "`serial-group`")
+    if text is None or node is None:
+        return None
+    # A pipeline value known only at run time is kept as literal `<< pipeline.… >>` text
+    # (warned by the expansion): the group stays usable, under that literal name.
+    if "<<" not in text and not _SERIAL_GROUP.fullmatch(text):
+        r.diags.error("invalid-value", f"`serial-group` {text!r} must be 1 to 512 of the"
+                      " characters A-Z a-z 0-9 . _ / -", node.span)
+        return None
+    return text
+
+
 def _workflow(
     r: _Reader,
     name: str,
@@ -492,6 +560,7 @@ def _workflow(
     job_names: set[str],
     orb_names: set[str],
     placeholders: dict[str, ir.Job],
+    version: str = "2.0",
 ) -> ir.Workflow | None:
     m = r.mapping(node, f"workflow {name!r}")
     if m is None:
@@ -519,8 +588,10 @@ def _workflow(
             continue
         kind = ir.NodeKind.JOB
         requires: tuple[str, ...] = ()
+        require_statuses: tuple[tuple[str, frozenset[ir.JobStatus]], ...] = ()
         filters = ir.Filters()
         context: tuple[str, ...] = ()
+        serial_group: str | None = None
         invocation = job
         if body is not None:
             r.unknown_keys(body, WORKFLOW_NODE_KEYS, f"the entry for {job!r}")
@@ -533,15 +604,15 @@ def _workflow(
                     assert tnode is not None
                     r.diags.error("invalid-value", f"workflow job `type` must be `approval`, not"
                                   f" {type_text!r}", tnode.span)
-            requires = r.strings(body.get("requires"), "`requires`") or ()
+            requires, require_statuses = _requires(r, body.get("requires"))
             filters = _filters(r, body.get("filters"))
             context = r.strings(body.get("context"), "`context`") or ()
             invocation = r.string(body.get("name"), "`name`") or job
-            for key in ("serial-group", "override-with"):
-                k = body.key(key)
-                if k is not None:
-                    r.diags.warning("unsupported-feature",
-                                    f"`{key}` is not translated yet; ignored", k.span)
+            serial_group = _serial_group(r, body.get("serial-group"))
+            k = body.key("override-with")
+            if k is not None and version != "2.1":
+                r.diags.warning("unsupported-feature", "`override-with` needs CircleCI 2.1"
+                                " (orbs); ignored", k.span)
         if kind is ir.NodeKind.JOB and job not in job_names and "/" in job and (
             job.split("/", 1)[0] in orb_names
         ):
@@ -563,7 +634,8 @@ def _workflow(
             continue
         nodes.append(ir.WorkflowNode(
             name=invocation, kind=kind, job=job if kind is ir.NodeKind.JOB else None,
-            requires=requires, filters=filters, context=context, span=span))
+            requires=requires, require_statuses=require_statuses, filters=filters,
+            context=context, serial_group=serial_group, span=span))
     return ir.Workflow(name=name, nodes=tuple(nodes), schedules=schedules,
                        span=m.key("jobs").span  # type: ignore[union-attr]
                        if m.key("jobs") else m.span)
@@ -625,8 +697,9 @@ def parse_config(text: str, path: str, diags: Diagnostics, *,
         if key == "setup":
             _setup(r, k, v, root)
         elif key in NOT_YET_EXPANDED:
-            diags.warning("unsupported-feature", f"top-level `{key}` (CircleCI 2.1) is not"
-                          " expanded yet; it is ignored", k.span)
+            # The 2.1 expansion consumes `job-groups`; in a 2.0 config they mean nothing.
+            diags.warning("unsupported-feature", f"top-level `{key}` needs CircleCI 2.1; in"
+                          f" a version {version} config it is ignored", k.span)
         elif key not in TOP_LEVEL_KEYS:
             # Top-level keys that only hold anchors (`defaults:`, `references:`) are common.
             pass
@@ -660,7 +733,7 @@ def parse_config(text: str, path: str, diags: Diagnostics, *,
         for k, v in wf_map.pairs:
             if k.as_str() == "version":
                 continue
-            wf = _workflow(r, k.as_str(), v, job_names, orb_names, placeholders)
+            wf = _workflow(r, k.as_str(), v, job_names, orb_names, placeholders, version)
             if wf is not None:
                 workflows.append(wf)
         jobs.extend(placeholders.values())

@@ -940,6 +940,8 @@ class _WorkflowExpander(_Expander):
     def __init__(self, diags: Diagnostics) -> None:
         super().__init__(diags)
         self.pipeline_scope = Scope(owner="workflows")
+        self.groups: dict[str, YSeq] = {}  # `job-groups`: name → its `jobs` list
+        self.in_group: str | None = None  # the job group whose members are being expanded
 
     # ---- matrices ----------------------------------------------------------------------
 
@@ -999,6 +1001,9 @@ class _WorkflowExpander(_Expander):
         else:
             plan.entries.append(entry)
             return
+        if job in self.groups:
+            self.group_entry(job, body, span, plan)
+            return
         matrix = body.get("matrix") if body is not None else None
         if matrix is None:
             inv = self.instance(job, body, span, None)
@@ -1016,6 +1021,102 @@ class _WorkflowExpander(_Expander):
                 plan.entries.append(inv)
                 instances.append(inv.name)
 
+    # ---- job groups --------------------------------------------------------------------
+
+    def job_groups(self, node: YNode | None) -> None:
+        """`job-groups:` (semantics §1): named lists of job invocations."""
+        if node is None:
+            return
+        if not isinstance(node, YMap):
+            self.diags.error("invalid-job-group", "`job-groups` must be a mapping of group"
+                             " name → `{jobs: [...]}`", node.span)
+            return
+        for k, v in node.pairs:
+            jobs = v.get("jobs") if isinstance(v, YMap) else None
+            extra = [key for key in v.keys() if key != "jobs"] if isinstance(v, YMap) else []
+            if not isinstance(jobs, YSeq) or not jobs.items or extra:
+                self.diags.error("invalid-job-group", f"job group {k.as_str()!r} must be a"
+                                 " mapping with one key, `jobs`: a non-empty list of job"
+                                 " invocations", v.span)
+                continue
+            self.groups[k.as_str()] = jobs
+
+    def group_entry(self, group: str, body: YMap | None, span: Span,
+                    plan: _WorkflowPlan) -> None:
+        """A job group used like a job: its members join the workflow, named
+        `<name>-<member>` when the invocation has a `name`. The group's `requires` go to the
+        members that require no other member; `requires` naming the group means every
+        member; its `filters` and `serial-group` apply to every member."""
+        if self.in_group is not None:
+            self.diags.error("invalid-job-group", f"job group {self.in_group!r} uses job group"
+                             f" {group!r}: job groups do not nest", span)
+            return
+        scope = Scope(pipeline=self.root.pipeline, owner=f"the workflow entry for {group!r}")
+        sub = self.subst(body, scope) if body is not None else None
+        assert sub is None or isinstance(sub, YMap)
+        given = {k.as_str(): (k, v) for k, v in sub.pairs} if sub is not None else {}
+        for key, (k, _) in given.items():
+            if key not in ("requires", "name", "filters", "serial-group"):
+                self.diags.error("invalid-job-group", f"an invocation of job group {group!r}"
+                                 " takes only `requires`, `name`, `filters` and"
+                                 f" `serial-group`, not `{key}`", k.span)
+        name_node = given.get("name", (None, None))[1]
+        explicit = name_node.as_str() if isinstance(name_node, YScalar) else ""
+        name = explicit or group
+        if name in plan.aliases:
+            self.diags.error("invalid-job-group", f"job group {group!r} is used more than once"
+                             f" as {name!r} in this workflow: give each use its own `name`",
+                             span)
+            return
+        inner = _WorkflowPlan(plan.name_key, plan.node, [], {})
+        self.in_group = group
+        try:
+            for e in self.groups[group].items:
+                self.entry(e, inner)
+        finally:
+            self.in_group = None
+        prefix = f"{name}-" if explicit else ""
+        members = [e for e in inner.entries if isinstance(e, _Invocation)]
+        rename = {inv.name: prefix + inv.name for inv in members}
+        rename.update((a, prefix + a) for a in inner.aliases)
+        for inv in members:
+            self.join_group(inv, group, given, rename)
+            inv.name = rename[inv.name]
+        if "serial-group" in given and len(members) > 1:
+            self.diags.warning("approximated-serial-group", f"`serial-group` on job group"
+                               f" {group!r} makes CircleCI hold the group as one unit until"
+                               " all its jobs finish; the targets serialise each of its jobs"
+                               " on its own, so another run's jobs of the same serial group"
+                               " can run between them", given["serial-group"][0].span)
+        plan.entries.extend(inner.entries)
+        for alias, names in inner.aliases.items():
+            plan.aliases[rename[alias]] = [rename[n] for n in names]
+        plan.aliases[name] = [inv.name for inv in members]
+
+    def join_group(self, inv: _Invocation, group: str,
+                   given: Mapping[str, tuple[YScalar, YNode]], rename: Mapping[str, str]
+                   ) -> None:
+        kept = {k.as_str(): (k, v) for k, v in inv.kept}
+        if "serial-group" in kept:
+            self.diags.error("invalid-job-group", f"{inv.name!r} in job group {group!r} has its"
+                             " own `serial-group`; set it on the job group instead",
+                             kept["serial-group"][0].span)
+        if "requires" in kept:
+            k, v = kept["requires"]
+            kept["requires"] = (k, _renamed(v, rename))
+        elif "requires" in given:
+            kept["requires"] = given["requires"]
+        if "filters" in given:
+            if "filters" in kept:
+                self.diags.warning("job-group-filters", f"{inv.name!r} has filters of its own"
+                                   f" inside job group {group!r}, which has filters too: its"
+                                   " own are used", kept["filters"][0].span)
+            else:
+                kept["filters"] = given["filters"]
+        if "serial-group" in given:
+            kept["serial-group"] = given["serial-group"]
+        inv.kept = list(kept.values())
+
     def instance(self, job: str, body: YMap | None, span: Span,
                  combo: dict[str, YNode] | None) -> _Invocation | None:
         scope = Scope(matrix=combo, pipeline=self.root.pipeline,
@@ -1032,7 +1133,9 @@ class _WorkflowExpander(_Expander):
                                                                     "post-steps")]
             return _Invocation(job=job, name=name, span=span, kept=kept)
         found = self.root.lookup("jobs", job)
-        kept = [(k, v) for k, v in pairs if k.as_str() in KEPT_ENTRY_KEYS]
+        found = self.override(sub, job) or found
+        kept = [(k, v) for k, v in pairs
+                if k.as_str() in KEPT_ENTRY_KEYS and k.as_str() != "override-with"]
         inv = _Invocation(job=job, name=name, span=span, kept=kept)
         if not isinstance(found, Definition):
             if found is None:  # unknown job: keep the arguments, the reader reports the job
@@ -1049,6 +1152,33 @@ class _WorkflowExpander(_Expander):
         inv.post = self.entry_steps(sub, "post-steps")
         inv.key = _job_key(found, values, inv.pre, inv.post)
         return inv
+
+    def override(self, body: YMap | None, job: str) -> Definition | None:
+        """`override-with: orb/job` (semantics §5.2): the orb's job replaces the invoked one
+        when the orb defines it; otherwise the config's own job runs."""
+        node = body.get("override-with") if body is not None else None
+        if body is None or node is None:
+            return None
+        if not isinstance(node, YScalar) or node.as_str().count("/") != 1:
+            self.diags.error("invalid-value", "`override-with` must name an orb job"
+                             f" (`orb/job`), not {_describe(node)}", node.span)
+            return None
+        ref = node.as_str()
+        orb = self.root.orb(ref.split("/", 1)[0])
+        if orb is None:
+            self.diags.warning("override-with", f"`override-with: {ref}` names an orb this"
+                               f" config does not import; {job!r} runs as defined here",
+                               node.span)
+        elif isinstance(orb, RegistryOrb):
+            self.diags.warning("override-with", f"`override-with: {ref}`: the source of orb"
+                               f" {orb.ref!r} is not available, so whether it defines the job"
+                               f" is unknown; {job!r} runs as defined here: {PROVIDE_HINT}",
+                               node.span)
+        else:
+            found = self.root.lookup("jobs", ref)
+            if isinstance(found, Definition):
+                return found
+        return None
 
     def entry_steps(self, body: YMap | None, key: str) -> list[YNode]:
         node = body.get(key) if body is not None else None
@@ -1246,6 +1376,17 @@ def _job_key(defn: Definition, values: Mapping[str, YNode], pre: list[YNode],
             tuple(_plain(s) for s in pre), tuple(_plain(s) for s in post))
 
 
+def _renamed(node: YNode, rename: Mapping[str, str]) -> YNode:
+    """A `requires` value with the names in `rename` replaced (a job group's members)."""
+    if isinstance(node, YScalar):
+        text = node.as_str()
+        return _string(rename[text], node.span) if text in rename else node
+    if isinstance(node, YSeq):
+        return YSeq(tuple(_renamed(i, rename) for i in node.items), node.span)
+    return YMap(tuple((_key(rename.get(k.as_str(), k.as_str()), k.span), v)
+                      for k, v in node.pairs), node.span)
+
+
 def _requires(node: YNode, aliases: Mapping[str, list[str]], own: str) -> YNode:
     """`requires` naming a matrix alias means every instance of that matrix (§6.6)."""
     items = node.items if isinstance(node, YSeq) else (node,)
@@ -1358,6 +1499,7 @@ def expand_config(root: YMap, diags: Diagnostics, *,
     pipeline = x.pipeline_values(root.get("parameters"), pipeline_params or {})
     x.root = x.namespace(root, "", pipeline, None)
     x.pipeline_scope = Scope(pipeline=pipeline, owner="workflows")
+    x.job_groups(root.get("job-groups"))
     wf_node = root.get("workflows")
     plans = x.plan(wf_node) if isinstance(wf_node, YMap) else []
     invocations = [e for p in plans if isinstance(p, _WorkflowPlan) for e in p.entries
@@ -1369,7 +1511,7 @@ def expand_config(root: YMap, diags: Diagnostics, *,
     out: list[tuple[YScalar, YNode]] = []
     for k, v in root.pairs:
         name = k.as_str()
-        if name in ("commands", "executors", "parameters"):
+        if name in ("commands", "executors", "parameters", "job-groups"):
             continue
         if name == "jobs" and isinstance(v, YMap):
             v = YMap(tuple(jobs), v.span)

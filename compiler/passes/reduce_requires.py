@@ -4,6 +4,11 @@ Dropping the edge J→D is safe when J also requires some C downstream of D *and
 that path (C included) exists whenever D does: then C's success already implies D's. When
 filters can remove an intermediate node while D stays, the edge is kept (the ordering would
 otherwise be lost on targets such as GitLab, where an absent job orders nothing).
+
+Flexible requires (semantics §5.3): "C succeeded" implies "D succeeded" only along edges that
+accept nothing but success, so only those edges form the paths, J must accept only success
+from C and from D, and an edge accepting another status is never dropped (targets read the
+status from it).
 """
 
 from __future__ import annotations
@@ -28,23 +33,38 @@ def _masks(
     return cache[c]
 
 
+def _success_edges_only(nodes: tuple[ir.WorkflowNode, ...]) -> tuple[ir.WorkflowNode, ...]:
+    """The graph the reachability runs on: flexible edges removed (see the module doc)."""
+    if not any(n.flexible for n in nodes):
+        return nodes
+    return tuple(
+        replace(n, requires=tuple(d for d in n.requires if n.allowed(d) == ir.SUCCESS_ONLY))
+        if n.flexible else n
+        for n in nodes
+    )
+
+
 def reduce_requires(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
     workflows = []
     for wf in p.workflows:
-        nodes = wf.nodes  # topological order
+        nodes = _success_edges_only(wf.nodes)  # topological order
         index = {n.name: i for i, n in enumerate(nodes)}
         # One reachability relation per distinct existence condition of a dropped endpoint D:
         # paths may only go through nodes that exist whenever D exists.
         masks_for: dict[Cond, tuple[list[int], list[bool]]] = {}
 
         out = []
-        for n in nodes:
+        for n in wf.nodes:
             needs = []
             for d in n.requires:
+                if n.allowed(d) != ir.SUCCESS_ONLY:
+                    needs.append(d)
+                    continue
                 anc, member = _masks(nodes, nodes[index[d]].exists, masks_for)
                 bit = 1 << index[d]
                 redundant = any(
-                    c != d and member[index[c]] and anc[index[c]] & bit for c in n.requires
+                    c != d and n.allowed(c) == ir.SUCCESS_ONLY and member[index[c]]
+                    and anc[index[c]] & bit for c in n.requires
                 )
                 if not redundant:
                     needs.append(d)

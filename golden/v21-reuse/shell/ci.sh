@@ -49,7 +49,7 @@ fi
 declare -a CC_WFS=() CC_KEYS=()
 declare -A CC_WF_NAME=() CC_WF_NODES=() CC_NODE_WF=() CC_NODE_ID=() CC_NODE_KIND=()
 declare -A CC_NODE_NAME=() CC_NODE_NEEDS=() CC_NODE_NUM=() CC_WORKFLOW_ID=() CC_RUNNING=()
-declare -A CC_NODE_PAR=() CC_WF_TRIGGER=()
+declare -A CC_NODE_PAR=() CC_WF_TRIGGER=() CC_NODE_SERIAL=()
 CC_RUN='' CC_SOURCE='' CC_REF_KIND='' CC_REF_NAME='' CC_BRANCH='' CC_TAG='' CC_SHA=''
 CC_PIPELINE_ID='' CC_REPO_URL='' CC_REPO_OWNER='' CC_REPO_NAME=''
 CICOMPILE_REF_KIND='' CICOMPILE_REF_NAME='' CC_TRIGGER=push CC_CACHE=''
@@ -73,7 +73,8 @@ cc_workflow() {
   CC_WF_NODES[$1]=''
 }
 
-# cc_node KEY WORKFLOW-ID NODE-ID KIND NAME [NEEDED-KEY...]
+# cc_node KEY WORKFLOW-ID NODE-ID KIND NAME [NEEDED-KEY[:STATUS,...]...]
+# A need lists the statuses it accepts when it is not `success` only (flexible requires).
 cc_node() {
   local key=$1
   CC_KEYS+=("$key")
@@ -90,6 +91,11 @@ cc_node() {
 # cc_parallel KEY N: the job runs as N shards (CircleCI `parallelism`).
 cc_parallel() {
   CC_NODE_PAR[$1]=$2
+}
+
+# cc_serial KEY GROUP: the job holds GROUP's lock while it runs (CircleCI `serial-group`).
+cc_serial() {
+  CC_NODE_SERIAL[$1]=$2
 }
 
 # ---- filters: CICOMPILE_REF_KIND is branch or tag, CICOMPILE_REF_NAME its name ----
@@ -269,9 +275,10 @@ cc_prefix() {
   done
 }
 
-# A node runs iff it exists in this pipeline and every node it needs that exists succeeded.
+# A node runs iff it exists in this pipeline and every node it needs that exists ended in a
+# status the node accepts from it (success, or the list after `:`; blocked is not_run).
 cc_run_node() {
-  local key=$1 need status rc
+  local key=$1 need accepts status rc
   local name=${CC_NODE_NAME[$key]}
   local -a needs=()
   local trigger=${CC_WF_TRIGGER[${CC_NODE_WF[$key]}]}
@@ -287,15 +294,18 @@ cc_run_node() {
   fi
   read -ra needs <<<"${CC_NODE_NEEDS[$key]}"
   for need in "${needs[@]}"; do
+    accepts=success
+    if [[ $need == *:* ]]; then
+      accepts=${need#*:}
+      need=${need%%:*}
+    fi
     status=$(cc_get_status "$need")
-    case $status in
-      success | skipped) ;;
-      *)
-        cc_say "$name" "blocked: it requires ${CC_NODE_NAME[$need]}, which is ${status:-not finished}"
-        cc_set_status "$key" blocked
-        return 0
-        ;;
-    esac
+    # A requirement that is not part of this pipeline (filtered out) is ignored.
+    if [[ $status != skipped && ,$accepts, != *",$status,"* ]]; then
+      cc_say "$name" "blocked: it requires ${CC_NODE_NAME[$need]} to be ${accepts//,/ or }, which is ${status:-not finished}"
+      cc_set_status "$key" blocked
+      return 0
+    fi
   done
   if [[ ${CC_NODE_KIND[$key]} == approval ]]; then
     if cc_approved "$name"; then
@@ -313,14 +323,19 @@ cc_run_node() {
     cc_set_status "$key" success
     return 0
   fi
+  if [[ -n ${CC_NODE_SERIAL[$key]-} ]]; then
+    cc_lock "$name" "${CC_NODE_SERIAL[$key]}"
+  fi
   cc_say "$name" "job started (workflow ${CC_WF_NAME[${CC_NODE_WF[$key]}]}, $CC_REF_KIND $CC_REF_NAME)"
   if [[ -n ${CC_NODE_PAR[$key]-} ]]; then
     cc_run_shards "$key"
     rc=$?
   else
-    (cc_job "$key") 2>&1 | cc_prefix "$name"
+    # The job does not keep the lock open: a process it leaves behind must not hold it.
+    (cc_unlocked; cc_job "$key") 2>&1 | cc_prefix "$name"
     rc=${PIPESTATUS[0]}
   fi
+  cc_unlock
   if ((rc == 0)); then
     status=success
   else
@@ -330,12 +345,65 @@ cc_run_node() {
   cc_set_status "$key" "$status"
 }
 
+# serial-group locks: one file per group in CICOMPILE_LOCK_DIR (default: a directory in
+# the system's temp dir, so runs of any project on this host share it, as CircleCI groups
+# are shared by an organisation). flock releases a lock when its holder dies; without flock
+# (macOS) a directory is the lock, and a dead holder's is removed by the next one.
+cc_lock_path() {
+  # Group names have no `%` (semantics §5.2): `/` → `%2F` keeps them distinct.
+  printf '%s/%s\n' "${CICOMPILE_LOCK_DIR:-${TMPDIR:-/tmp}/cicompile-locks}" "${1//\//%2F}"
+}
+
+cc_lock() {
+  local name=$1 group=$2 path holder
+  path=$(cc_lock_path "$group")
+  mkdir -p "${path%/*}" || cc_die "cannot create the lock directory ${path%/*}"
+  if command -v flock >/dev/null 2>&1; then
+    exec {CC_LOCK_FD}>>"$path.lock" || cc_die "cannot open $path.lock"
+    if ! flock -n "$CC_LOCK_FD"; then
+      cc_say "$name" "waiting for serial group $group"
+      flock "$CC_LOCK_FD" || cc_die "cannot lock $path.lock"
+    fi
+    return 0
+  fi
+  CC_LOCK_DIR="$path.d"
+  until mkdir "$CC_LOCK_DIR" 2>/dev/null; do
+    holder=$(cat "$CC_LOCK_DIR/pid" 2>/dev/null) || holder=''
+    if [[ -n $holder ]] && ! kill -0 "$holder" 2>/dev/null; then
+      rm -rf "$CC_LOCK_DIR"
+      continue
+    fi
+    [[ -n ${CC_LOCK_WAITING-} ]] || cc_say "$name" "waiting for serial group $group"
+    CC_LOCK_WAITING=1
+    sleep 0.2
+  done
+  printf '%s\n' "$BASHPID" >"$CC_LOCK_DIR/pid"
+}
+
+# In the job's subshell: close the lock's descriptor (the node's process keeps holding it).
+cc_unlocked() {
+  if [[ -n ${CC_LOCK_FD-} ]]; then
+    exec {CC_LOCK_FD}>&-
+  fi
+  unset CC_LOCK_FD CC_LOCK_DIR
+}
+
+cc_unlock() {
+  if [[ -n ${CC_LOCK_FD-} ]]; then
+    exec {CC_LOCK_FD}>&-
+  elif [[ -n ${CC_LOCK_DIR-} ]]; then
+    rm -rf "$CC_LOCK_DIR"
+  fi
+  unset CC_LOCK_FD CC_LOCK_DIR
+}
+
 # A parallel job: every shard at once, each a fresh job of its own; 1 if any shard failed.
 cc_run_shards() {
   local key=$1 i pid rc=0
   local -a pids=()
   for ((i = 0; i < CC_NODE_PAR[$key]; i++)); do
     (
+      cc_unlocked
       (cc_job "$key" "$i") 2>&1 | cc_prefix "${CC_NODE_NAME[$key]} $i"
       exit "${PIPESTATUS[0]}"
     ) &
@@ -778,7 +846,7 @@ cc_schedule() {
       ready=1
       read -ra needs <<<"${CC_NODE_NEEDS[$key]}"
       for need in "${needs[@]}"; do
-        if [[ ! -f $(cc_status_file "$need") ]]; then
+        if [[ ! -f $(cc_status_file "${need%%:*}") ]]; then
           ready=0
           break
         fi
