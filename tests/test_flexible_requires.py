@@ -390,6 +390,15 @@ def test_override_with_orb_dir(tmp_path: Path) -> None:
     p, diags = pipeline_of(config.replace(", who: ci", ""))
     assert _commands(p, "build") == ["echo our build"]
     assert codes(diags) == ["override-with", "override-with"]
+    # The processed config shows a decided override as its outcome, an undecided one as is.
+    processed = ".circleci/config.processed.yml"
+    undecided = yaml.safe_load(compiled(config.replace(", who: ci", ""), "circleci")[processed])
+    assert undecided["workflows"]["wf"]["jobs"][0] == {
+        "build": {"override-with": "platform/build"}}
+    decided = yaml.safe_load(compiled(config, "circleci", orb_dir=tmp_path)[processed])
+    (concrete, entry), = decided["workflows"]["wf"]["jobs"][0].items()
+    assert entry == {"name": "build"}  # no `override-with` left
+    assert decided["jobs"][concrete]["steps"] == [{"run": "echo platform build for ci"}]
 
 
 # ---- job groups ----------------------------------------------------------------------------
@@ -432,6 +441,7 @@ def test_job_groups_expand_into_the_workflow() -> None:
 @pytest.mark.parametrize("entry, message", [
     ("- ship: {context: [c]}", "takes only"),
     ("- ship\n      - ship", "used more than once"),
+    ("- ship\n      - j: {requires: [release]}", "a job of job group 'ship'"),
 ])
 def test_job_group_errors(entry: str, message: str) -> None:
     text = GROUPS.split("workflows:")[0] + "workflows:\n  wf:\n    jobs:\n      " + entry + "\n"
@@ -440,6 +450,16 @@ def test_job_group_errors(entry: str, message: str) -> None:
         build_ir(text, "config.yml", diags)
     assert [d.code for d in diags.sorted() if d.severity == "error"] == ["invalid-job-group"]
     assert message in diags.sorted()[0].message
+
+
+def test_job_group_members_require_only_members() -> None:
+    text = GROUPS.replace("requires: [deploy]}", "requires: [deploy, build]}")
+    diags = Diagnostics()
+    with pytest.raises(ConfigError):
+        build_ir(text, "config.yml", diags)
+    errors = [d for d in diags.sorted() if d.severity == "error"]
+    assert {d.code for d in errors} == {"invalid-job-group"}
+    assert "requires 'build', which is not a job of the group" in errors[0].message
 
 
 def test_job_groups_in_a_2_0_config_are_ignored_with_a_warning() -> None:

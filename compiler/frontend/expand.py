@@ -332,6 +332,7 @@ class _WorkflowPlan:
     node: YMap
     entries: list[_Invocation | YNode]  # a YNode is an entry kept as written
     aliases: dict[str, list[str]]  # matrix alias → instance names
+    members: dict[str, str] = field(default_factory=dict)  # job group member → its group
 
 
 class _Expander:
@@ -1092,11 +1093,29 @@ class _WorkflowExpander(_Expander):
         for alias, names in inner.aliases.items():
             plan.aliases[rename[alias]] = [rename[n] for n in names]
         plan.aliases[name] = [inv.name for inv in members]
+        plan.members.update((inv.name, group) for inv in members)
+
+    def member_requires(self, plan: _WorkflowPlan) -> None:
+        """A workflow job requires a job group, not one of its jobs (as CircleCI checks)."""
+        for inv in plan.entries:
+            if not isinstance(inv, _Invocation) or inv.name in plan.members:
+                continue
+            requires = next((v for k, v in inv.kept if k.as_str() == "requires"), None)
+            for name, where in _required_names(requires):
+                if name in plan.members and name not in plan.aliases:
+                    self.diags.error("invalid-job-group", f"{inv.name!r} requires {name!r},"
+                                     f" a job of job group {plan.members[name]!r}: require the"
+                                     " group instead", where)
+
 
     def join_group(self, inv: _Invocation, group: str,
                    given: Mapping[str, tuple[YScalar, YNode]], rename: Mapping[str, str]
                    ) -> None:
         kept = {k.as_str(): (k, v) for k, v in inv.kept}
+        for name, where in _required_names(kept["requires"][1] if "requires" in kept else None):
+            if name not in rename:
+                self.diags.error("invalid-job-group", f"{inv.name!r} in job group {group!r}"
+                                 f" requires {name!r}, which is not a job of the group", where)
         if "serial-group" in kept:
             self.diags.error("invalid-job-group", f"{inv.name!r} in job group {group!r} has its"
                              " own `serial-group`; set it on the job group instead",
@@ -1133,9 +1152,11 @@ class _WorkflowExpander(_Expander):
                                                                     "post-steps")]
             return _Invocation(job=job, name=name, span=span, kept=kept)
         found = self.root.lookup("jobs", job)
-        found = self.override(sub, job) or found
-        kept = [(k, v) for k, v in pairs
-                if k.as_str() in KEPT_ENTRY_KEYS and k.as_str() != "override-with"]
+        override, decided = self.override(sub, job)
+        found = override or found
+        # Decided here: the processed config shows the outcome; otherwise it keeps the key.
+        kept = [(k, v) for k, v in pairs if k.as_str() in KEPT_ENTRY_KEYS
+                and not (decided and k.as_str() == "override-with")]
         inv = _Invocation(job=job, name=name, span=span, kept=kept)
         if not isinstance(found, Definition):
             if found is None:  # unknown job: keep the arguments, the reader reports the job
@@ -1153,16 +1174,17 @@ class _WorkflowExpander(_Expander):
         inv.key = _job_key(found, values, inv.pre, inv.post)
         return inv
 
-    def override(self, body: YMap | None, job: str) -> Definition | None:
+    def override(self, body: YMap | None, job: str) -> tuple[Definition | None, bool]:
         """`override-with: orb/job` (semantics §5.2): the orb's job replaces the invoked one
-        when the orb defines it; otherwise the config's own job runs."""
+        when the orb defines it; otherwise the config's own job runs. Also says whether that
+        was decided (the orb's source is known)."""
         node = body.get("override-with") if body is not None else None
         if body is None or node is None:
-            return None
+            return None, False
         if not isinstance(node, YScalar) or node.as_str().count("/") != 1:
             self.diags.error("invalid-value", "`override-with` must name an orb job"
                              f" (`orb/job`), not {_describe(node)}", node.span)
-            return None
+            return None, False
         ref = node.as_str()
         orb = self.root.orb(ref.split("/", 1)[0])
         if orb is None:
@@ -1176,9 +1198,8 @@ class _WorkflowExpander(_Expander):
                                node.span)
         else:
             found = self.root.lookup("jobs", ref)
-            if isinstance(found, Definition):
-                return found
-        return None
+            return (found if isinstance(found, Definition) else None), True
+        return None, False
 
     def entry_steps(self, body: YMap | None, key: str) -> list[YNode]:
         node = body.get(key) if body is not None else None
@@ -1234,6 +1255,7 @@ class _WorkflowExpander(_Expander):
             plan = _WorkflowPlan(k, _without(v, ["when", "unless"]), [], {})
             for entry in jobs.items:
                 self.entry(entry, plan)
+            self.member_requires(plan)
             plans.append(plan)
         return plans
 
@@ -1374,6 +1396,20 @@ def _job_key(defn: Definition, values: Mapping[str, YNode], pre: list[YNode],
              post: list[YNode]) -> Hashable:
     return (defn.name, tuple(sorted((k, _plain(v)) for k, v in values.items())),
             tuple(_plain(s) for s in pre), tuple(_plain(s) for s in post))
+
+
+def _required_names(node: YNode | None) -> list[tuple[str, Span]]:
+    """The names a `requires` value lists (`- a`, `- a: failed`), with their positions."""
+    if node is None:
+        return []
+    items = node.items if isinstance(node, YSeq) else (node,)
+    out: list[tuple[str, Span]] = []
+    for item in items:
+        if isinstance(item, YScalar):
+            out.append((item.as_str(), item.span))
+        elif isinstance(item, YMap):
+            out.extend((k.as_str(), k.span) for k, _ in item.pairs)
+    return out
 
 
 def _renamed(node: YNode, rename: Mapping[str, str]) -> YNode:
