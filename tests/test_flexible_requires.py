@@ -16,6 +16,7 @@ from cicompile.diagnostics import ConfigError, Diagnostics
 from cicompile.ir import JobStatus, Pipeline
 
 from tests import reference
+from tests.gha_runner import WorkflowRunner
 from tests.gitlab_helpers import make_repo, run_pipeline
 from tests.local_helpers import failed_exit, project, run
 
@@ -241,6 +242,9 @@ workflows:
       - step: {name: cleanup, requires: [{deploy: terminal}]}
       - step: {name: after-skip, requires: [{deploy: not_run}]}
       - step: {name: either-way, requires: [{build: [success, failed]}, {rollback: terminal}]}
+      - step: {name: nightly-only, filters: {branches: {only: nightly}}}
+      # On main, nightly-only is filtered out: only deploy's status counts.
+      - step: {name: audit, requires: [{deploy: terminal}, {nightly-only: failed}]}
 """
 
 LOCAL = {"success": "success", "failed": "failed", "not_run": "blocked"}
@@ -256,10 +260,34 @@ def test_reference_statuses() -> None:
     """The reference itself, against the outcomes written out by hand."""
     assert expected({"build"}) == {"build": "failed", "rollback": "success",
                                    "deploy": "not_run", "cleanup": "success",
-                                   "after-skip": "success", "either-way": "success"}
+                                   "after-skip": "success", "either-way": "success",
+                                   "audit": "success"}
     assert expected(set()) == {"build": "success", "rollback": "not_run", "deploy": "success",
                                "cleanup": "success", "after-skip": "not_run",
-                               "either-way": "success"}
+                               "either-way": "success", "audit": "success"}
+
+
+GITHUB_RESULT = {"success": "success", "failure": "failed", "skipped": "not_run"}
+
+
+@e2e
+@pytest.mark.parametrize("build_fails", [True, False])
+def test_github_runs_follow_statuses(tmp_path: Path, build_fails: bool) -> None:
+    """The workflow run by tests/gha_runner.py (GitHub's expression engine for every `if:`)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    if build_fails:
+        (src / "fail").write_text("")
+    workflow = tmp_path / "wf.yml"
+    workflow.write_text(compiled(FLEX, "github")[".github/workflows/wf.yml"])
+    runner = WorkflowRunner(tmp_path / "run", src)
+    try:
+        results = runner.run(workflow, "branch", "main")
+    finally:
+        runner.close()
+    got = {j: GITHUB_RESULT[r.result] for j, r in results.items() if j != "circleci-gate"}
+    want = expected({"build"} if build_fails else set())
+    assert got == {**want, "nightly-only": "not_run"}  # filtered out: the gate skips it
 
 
 @e2e
@@ -270,7 +298,7 @@ def test_local_runs_follow_statuses(target: str, tmp_path: Path, build_fails: bo
         (src / "fail").write_text("")
     r = run(target, src)
     want = {j: LOCAL[s] for j, s in expected({"build"} if build_fails else set()).items()}
-    assert r.statuses() == want, r.output
+    assert r.statuses() == {**want, "nightly-only": "skipped"}, r.output  # filtered out
     assert r.returncode == (failed_exit(target) if build_fails else 0), r.output
     assert ("[rollback] rollback ran" in r.stdout) == build_fails
     if build_fails:
