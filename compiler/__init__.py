@@ -23,6 +23,8 @@ class Result:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     pipeline: object = None  # the compiled IR (cicompile.ir.Pipeline), for reports and tools
     target: str = ""
+    # Each job's runner (targets.runners.RunnerUse), for the report's runner table.
+    runners: list[Any] = field(default_factory=list)
 
     def report(self) -> str:
         """The Markdown migration report (rendered on demand: it needs jinja2)."""
@@ -30,7 +32,7 @@ class Result:
         from cicompile.targets.report import render_report
 
         assert isinstance(self.pipeline, Pipeline)
-        return render_report(self.pipeline, self.target, self.diagnostics)
+        return render_report(self.pipeline, self.target, self.diagnostics, self.runners)
 
     @property
     def ok(self) -> bool:
@@ -59,26 +61,27 @@ def build_ir(text: str, path: str, diags: Diagnostics, *,
 
 def compile_config(text: str, target: str, *, path: str = "config.yml",
                    pipeline_params: dict[str, str] | None = None,
-                   orb_dir: Path | None = None) -> Result:
+                   orb_dir: Path | None = None, runner_map: object = None) -> Result:
+    """`runner_map`: a `targets.runners.RunnerMap` (`--runner-map`) overriding default runners."""
     # The IR is acyclic and short-lived: Python's cyclic GC would only rescan a growing heap
     # (it made 10,000-job configs take 2.5x longer), so it pauses while one config compiles.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _compile(text, target, path, pipeline_params, orb_dir)
+        return _compile(text, target, path, pipeline_params, orb_dir, runner_map)
     finally:
         if was_enabled:
             gc.enable()
 
 
 def _compile(text: str, target: str, path: str, pipeline_params: dict[str, str] | None,
-             orb_dir: Path | None) -> Result:
+             orb_dir: Path | None, runner_map: object = None) -> Result:
     from cicompile.ir import Pipeline
     from cicompile.targets import get_target
     from cicompile.targets.base import EmitContext
 
     diags = Diagnostics()
-    ctx = EmitContext(diags)
+    ctx = EmitContext(diags, runner_map=runner_map)  # type: ignore[arg-type]
     try:
         pipeline = build_ir(text, path, diags, pipeline_params=pipeline_params, orb_dir=orb_dir,
                             on_expanded=_keep_tree(ctx) if target == "circleci" else None)
@@ -88,7 +91,7 @@ def _compile(text: str, target: str, path: str, pipeline_params: dict[str, str] 
         return Result({}, diags.sorted())
     if diags.has_errors:
         return Result({}, diags.sorted())
-    return Result(files, diags.sorted(), pipeline, target)
+    return Result(files, diags.sorted(), pipeline, target, ctx.runner_uses)
 
 
 def _keep_tree(ctx: Any) -> Callable[[object], None]:

@@ -133,6 +133,10 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings or notes).")
 @click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
 @ORB_DIR_OPTION
+@click.option("--runner-map", "runner_map_path",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="YAML rules that override the default GitHub runners / GitLab tags"
+              " (schema: docs/targets.md).")
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 def compile_command(
     target: str,
@@ -146,6 +150,7 @@ def compile_command(
     verbose: bool,
     config: Path,
     orb_dir: Path | None = None,
+    runner_map_path: Path | None = None,
 ) -> None:
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
     if (check or show_diff) and output_dir is None:
@@ -159,9 +164,10 @@ def compile_command(
             raise click.UsageError(f"cannot read {config}: {exc}") from exc
         shown = str(config)
     pipeline_params = _params(params)
+    runner_map = _runner_map(runner_map_path, fmt) if runner_map_path is not None else None
     try:
         result = compile_config(text, target, path=shown, pipeline_params=pipeline_params,
-                                orb_dir=orb_dir)
+                                orb_dir=orb_dir, runner_map=runner_map)
     except Exception as exc:  # a bug in cicompile, not in the config
         if os.environ.get("CICOMPILE_DEBUG"):
             raise
@@ -223,6 +229,19 @@ def graph_command(fmt: str, params: tuple[str, ...], config: Path,
         sys.exit(1)
     assert isinstance(pipeline, Pipeline)
     click.echo(to_dot(pipeline) if fmt == "dot" else to_mermaid(pipeline), nl=False)
+
+
+def _runner_map(path: Path, fmt: str) -> object:
+    """The parsed --runner-map; a bad file prints positioned errors and exits 1."""
+    from cicompile.diagnostics import ConfigError, Diagnostics
+    from cicompile.targets.runners import load_runner_map
+
+    diags = Diagnostics()
+    try:
+        return load_runner_map(_read(path), str(path), diags)
+    except ConfigError:
+        click.echo(_render(diags.sorted(), fmt), err=True, nl=False)
+        sys.exit(1)
 
 
 def _params(items: tuple[str, ...]) -> dict[str, str] | None:

@@ -62,10 +62,11 @@ class DockerImage:
     image: str
     name: str | None = None
     environment: Env = ()
-    entrypoint: tuple[str, ...] = ()
-    command: tuple[str, ...] = ()
+    entrypoint: tuple[str, ...] = ()  # argv (a string in the config is split into words)
+    command: tuple[str, ...] = ()  # argv
     user: str | None = None
-    has_auth: bool = False
+    has_auth: bool = False  # `auth` or `aws_auth`
+    auth: Env = ()  # `auth`: username / password as written (`$VAR` for secrets)
     span: Span | None = _span()
 
 

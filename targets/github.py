@@ -15,7 +15,9 @@ reaches GitHub's expression evaluator.
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import shlex
 from typing import Any
 
 from cicompile import ir
@@ -27,13 +29,21 @@ from cicompile.targets.base import (
     heredoc_delimiter,
     join_circleci_path,
     path_quote,
-    service_hostname,
     sh_quote,
     unique_ids,
 )
 from cicompile.targets.cachekey import CHECKSUM_FUNCTION, cache_key_lines, needs_checksum
 from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, bash_condition
 from cicompile.targets.report import IMAGE_VARIABLES, undefined_variables
+from cicompile.targets.runners import LINUX, MACOS, Placement, github_shell, job_placement
+from cicompile.targets.services import (
+    Service,
+    entrypoint_script,
+    report_services,
+    rewrite_localhost,
+    secret_reference,
+    services,
+)
 from cicompile.targets.shim import install_script, may_halt, needs_shim
 from cicompile.targets.yamldump import dump_yaml
 
@@ -72,13 +82,6 @@ RESULTS = {
     ir.JobStatus.FAILED: "failure",
     ir.JobStatus.CANCELED: "cancelled",
     ir.JobStatus.NOT_RUN: "skipped",
-}
-RUNS_ON = {
-    ir.ExecutorKind.DOCKER: "ubuntu-latest",
-    ir.ExecutorKind.MACHINE: "ubuntu-latest",
-    ir.ExecutorKind.NONE: "ubuntu-latest",
-    ir.ExecutorKind.MACOS: "macos-latest",
-    ir.ExecutorKind.WINDOWS: "windows-latest",
 }
 
 
@@ -128,13 +131,6 @@ def _cache_path(wd: str, path: str) -> str:
     return literal(full)
 
 
-def _shell_for(step_shell: str | None, job_shell: str | None) -> str | None:
-    shell = step_shell or job_shell
-    if shell is None:
-        return None
-    return shell if "{0}" in shell else f"{shell} {{0}}"
-
-
 class _JobEmitter:
     def __init__(
         self,
@@ -152,6 +148,8 @@ class _JobEmitter:
         self.gated = gated
         self.ctx = ctx
         self.id = ids[node.name]
+        # Set by build() for a build job: where it runs (targets/runners.py).
+        self.placement = Placement(LINUX, ("ubuntu-latest",), False)
 
     # ---- job header ------------------------------------------------------------------
 
@@ -233,36 +231,34 @@ class _JobEmitter:
     def build(self, job: ir.Job) -> dict[str, Any]:
         out = self.header()
         ex = job.executor
-        out["runs-on"] = RUNS_ON[ex.kind]
-        if ex.kind in (ir.ExecutorKind.MACOS, ir.ExecutorKind.WINDOWS):
-            self.ctx.diags.warning(
-                "approximated-executor",
-                f"{ex.kind} executor runs on GitHub's `{RUNS_ON[ex.kind]}` runner",
-                ex.span,
-            )
+        self.placement = job_placement(self.ctx, "github", job, self.node.name)
+        runs_on = list(self.placement.runs_on)
+        out["runs-on"] = runs_on[0] if len(runs_on) == 1 else runs_on
+        if self.placement.os == MACOS and not job.shell:
+            # CircleCI's macOS shell is a login bash (semantics §2.6).
+            out["defaults"] = {"run": {"shell": "bash --login -eo pipefail {0}"}}
         if ex.kind is ir.ExecutorKind.DOCKER and ex.images:
-            primary = ex.images[0]
-            container: dict[str, Any] = {"image": literal(primary.image)}
-            if primary.environment:
-                container["env"] = {k: literal(v) for k, v in primary.environment}
-            if primary.user:
-                container["options"] = f"--user {literal(primary.user)}"
-            out["container"] = container
-            if len(ex.images) > 1:
-                services: dict[str, Any] = {}
-                for img in ex.images[1:]:
-                    label = service_hostname(img)
-                    svc: dict[str, Any] = {"image": literal(img.image)}
-                    if img.environment:
-                        svc["env"] = {k: literal(v) for k, v in img.environment}
-                    services[label] = svc
-                out["services"] = services
+            svcs = services(ex)
+            if self.placement.container:
+                job, rewrites = rewrite_localhost(job)
+                report_services(self.ctx.diags, job, svcs, rewrites, "GitHub")
+                out["container"] = self.image(job.executor.images[0])
+            else:
+                # Steps run on the VM: the primary image's environment is the job's.
+                job = dataclasses.replace(
+                    job, environment=ex.images[0].environment + job.environment)
+                report_services(self.ctx.diags, job, svcs, [], "GitHub", published=True)
                 self.ctx.diags.warning(
-                    "service-hostname",
-                    "secondary docker images become GitHub services, reachable by their label"
-                    " as hostname (not `localhost` as on CircleCI)",
-                    ex.images[1].span,
+                    "docker-on-vm",
+                    f"the runner map runs job {job.name!r} on the runner VM: steps do not run in"
+                    f" `{ex.images[0].image}`, and services publish their known ports on"
+                    " `localhost`",
+                    ex.span,
                 )
+            if svcs:
+                out["services"] = {
+                    s.host: self.service(s, publish=not self.placement.container) for s in svcs
+                }
         if job.parallelism > 1:
             # One leg per CircleCI node; a failing node must not cancel the others.
             out["strategy"] = {
@@ -273,6 +269,97 @@ class _JobEmitter:
         # A job without steps (`type: no-op`) still needs one: GitHub rejects `steps: []`.
         out["steps"] = self.steps(job) or [{"name": "No steps", "run": "true"}]
         return out
+
+    def credentials(self, img: ir.DockerImage) -> dict[str, str] | None:
+        """`auth` → `credentials`, `$VAR` values from the secret of that name."""
+        if img.has_auth and not img.auth:
+            self.ctx.diags.warning(
+                "registry-auth",
+                f"`aws_auth` of `{img.image}`: GitHub pulls job and service images before any"
+                " step, so it cannot log in to ECR first; use `credentials` with a token"
+                " (aws ecr get-login-password) stored as a secret, or a public image",
+                img.span,
+            )
+            return None
+        out: dict[str, str] = {}
+        secrets: list[str] = []
+        for key, value in img.auth:
+            if key in ("username", "password"):
+                out[key], secret = secret_reference(value)
+                if secret is None:
+                    out[key] = literal(value)
+                else:
+                    secrets.append(secret)
+        if secrets:
+            self.ctx.diags.note(
+                "registry-auth",
+                f"`{img.image}` is pulled with `credentials` from the secrets"
+                f" {', '.join(secrets)}: create them",
+                img.span,
+            )
+        return out or None
+
+    def image(self, img: ir.DockerImage) -> dict[str, Any]:
+        """The primary image as the job `container:`."""
+        container: dict[str, Any] = {"image": literal(img.image)}
+        creds = self.credentials(img)
+        if creds:
+            container["credentials"] = creds
+        if img.environment:
+            container["env"] = {k: literal(v) for k, v in img.environment}
+        if img.user:
+            container["options"] = f"--user {sh_quote(literal(img.user))}"
+        return container
+
+    def service(self, svc: Service, *, publish: bool) -> dict[str, Any]:
+        img = svc.image
+        out: dict[str, Any] = {"image": literal(img.image)}
+        creds = self.credentials(img)
+        if creds:
+            out["credentials"] = creds
+        if img.environment:
+            out["env"] = {k: literal(v) for k, v in img.environment}
+        entrypoint = list(img.entrypoint)
+        # GitHub's `entrypoint` is one executable; its other words go before the command.
+        command = entrypoint[1:] + list(img.command)
+        if entrypoint:
+            out["entrypoint"] = literal(entrypoint[0])
+        if command:
+            out["command"] = literal(shlex.join(command))
+        if img.user:
+            out["options"] = f"--user {sh_quote(literal(img.user))}"
+        if publish and svc.ports:
+            out["ports"] = [f"{p}:{p}" for p in svc.ports]
+        return out
+
+    def executor_steps(self, job: ir.Job) -> list[dict[str, Any]]:
+        """Steps that set the executor up: Xcode selection, the primary image's entrypoint."""
+        steps: list[dict[str, Any]] = []
+        xcode = self.placement.xcode
+        if xcode:
+            app = f"/Applications/Xcode_{xcode}.app"
+            missing = (f"::error::Xcode {xcode} is not installed on this runner image; map the"
+                       " job to another runner (--runner-map)")
+            steps.append({
+                "name": f"Select Xcode {literal(xcode)}",
+                "run": f"if [ ! -d {sh_quote(app)} ]; then\n  echo {sh_quote(missing)}\n"
+                       "  exit 1\nfi\n"
+                       f"echo {sh_quote(f'DEVELOPER_DIR={app}/Contents/Developer')}"
+                       ' >> "$GITHUB_ENV"\n',
+            })
+        ex = job.executor
+        if self.placement.container and ex.kind is ir.ExecutorKind.DOCKER and ex.images:
+            script = entrypoint_script(ex.images[0], "/tmp/cicompile-entrypoint.log")
+            if script:
+                self.ctx.diags.warning(
+                    "primary-entrypoint",
+                    "GitHub starts the job container with its own command: the primary image's"
+                    " `entrypoint`/`command` is started in the background by the first step",
+                    ex.images[0].span,
+                )
+                steps.append({"name": "Start the primary image's entrypoint",
+                              "run": literal(script)})
+        return steps
 
     def shard_suffix(self, job: ir.Job) -> str:
         """What makes an artifact name unique per node of a parallel job (else nothing)."""
@@ -320,7 +407,7 @@ class _JobEmitter:
         return keys, prefix
 
     def steps(self, job: ir.Job) -> list[dict[str, Any]]:
-        steps: list[dict[str, Any]] = []
+        steps: list[dict[str, Any]] = self.executor_steps(job)
         dirs = [job.working_directory] + [
             join_circleci_path(job.working_directory, s.working_directory)
             for s in job.steps
@@ -372,9 +459,9 @@ class _JobEmitter:
         elif step.when is ir.StepWhen.ON_FAIL:
             out["if"] = "${{ failure() }}"
         out.update(keys)
-        shell = _shell_for(step.shell, job.shell)
+        shell = step.shell or job.shell or self.placement.shell
         if shell:
-            out["shell"] = literal(shell)
+            out["shell"] = literal(github_shell(shell, self.placement.os))
         if step.environment:
             out["env"] = {k: literal(v) for k, v in step.environment}
         out["run"] = prefix + command

@@ -46,7 +46,6 @@ from cicompile.targets.base import (
     glob_quote,
     heredoc_delimiter,
     join_circleci_path,
-    service_hostname,
     sh_quote,
     unique_ids,
 )
@@ -57,6 +56,14 @@ from cicompile.targets.cachekey import (
 )
 from cicompile.targets.refmatch import gitlab_condition
 from cicompile.targets.report import describe_branches
+from cicompile.targets.runners import WINDOWS, Placement, job_placement
+from cicompile.targets.services import (
+    Service,
+    entrypoint_script,
+    report_services,
+    rewrite_localhost,
+    services,
+)
 from cicompile.targets.shim import install_script, needs_shim
 from cicompile.targets.yamldump import dump_yaml
 
@@ -431,7 +438,11 @@ class _JobEmitter:
     def build(self, job: ir.Job) -> dict[str, Any]:
         attaches = any(isinstance(s, ir.AttachWorkspace) for s in job.steps)
         out: dict[str, Any] = {}
-        out.update(self.executor(job.executor))
+        placement = job_placement(self.ctx, "gitlab", job, self.node.name)
+        if job.executor.kind is ir.ExecutorKind.DOCKER:
+            job, rewrites = rewrite_localhost(job)
+            report_services(self.ctx.diags, job, services(job.executor), rewrites, "GitLab")
+        out.update(self.executor(job.executor, placement))
         out["needs"] = self.needs(attaches)
         when = self.status_when(out["needs"])
         rules = self.rules({"when": when} if when else None)
@@ -446,6 +457,16 @@ class _JobEmitter:
         if job.parallelism > 1:
             out["parallel"] = job.parallelism
         script = [self.job_environment(job)]
+        if job.executor.kind is ir.ExecutorKind.DOCKER and job.executor.images:
+            start = entrypoint_script(job.executor.images[0], "/tmp/cicompile-entrypoint.log")
+            if start:
+                self.ctx.diags.warning(
+                    "primary-entrypoint",
+                    "GitLab starts the job image with a shell: the primary image's"
+                    " `entrypoint`/`command` is started in the background before the steps",
+                    job.executor.images[0].span,
+                )
+                script.append(start)
         if needs_shim(job):
             script.append(SHIM_INSTALL)
         for step in job.steps:
@@ -470,57 +491,59 @@ class _JobEmitter:
             out["artifacts"] = artifacts
         return out
 
-    def executor(self, ex: ir.Executor) -> dict[str, Any]:
-        if ex.kind in (ir.ExecutorKind.MACOS, ir.ExecutorKind.WINDOWS):
+    def executor(self, ex: ir.Executor, placement: Placement) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if placement.os == WINDOWS:
             self.ctx.diags.warning(
                 "unsupported-executor",
-                f"the {ex.kind} executor has no GitLab equivalent here; the job runs on the"
-                " runner's default image (pick one with runner `tags:`)",
+                "the Windows executor: GitLab's Windows runners run PowerShell, and this job's"
+                " steps are driven by bash; the job is tagged for a Windows runner but needs"
+                " its script rewritten",
                 ex.span,
             )
-            return {}
-        if ex.kind is not ir.ExecutorKind.DOCKER or not ex.images:
-            return {}
+        if placement.gitlab_image and ex.kind is not ir.ExecutorKind.DOCKER:
+            out["image"] = placement.gitlab_image
+        if ex.kind is ir.ExecutorKind.DOCKER and ex.images:
+            out.update(self.docker(ex))
+        if placement.gitlab_tags:
+            out["tags"] = list(placement.gitlab_tags)
+        return out
+
+    def docker(self, ex: ir.Executor) -> dict[str, Any]:
         primary = ex.images[0]
-        image: dict[str, Any] = {"name": primary.image}
-        # CircleCI ignores the image's ENTRYPOINT; GitLab runs it unless told otherwise.
-        image["entrypoint"] = list(primary.entrypoint) if primary.entrypoint else [""]
+        # CircleCI ignores the image's ENTRYPOINT; GitLab runs it unless told otherwise. A
+        # configured entrypoint is started in the background by the script (see build()).
+        image: dict[str, Any] = {"name": primary.image, "entrypoint": [""]}
         if primary.user:
             image["docker"] = {"user": primary.user}
         out: dict[str, Any] = {"image": image}
         for img in ex.images:
             if img.has_auth:
-                self.ctx.diags.warning(
-                    "unsupported-feature",
-                    "registry `auth` has no .gitlab-ci.yml equivalent; the image is pulled"
-                    " without it unless the project sets the DOCKER_AUTH_CONFIG CI/CD variable",
+                self.ctx.diags.note(
+                    "registry-auth",
+                    f"`{img.image}` needs registry credentials (`auth`/`aws_auth`), which"
+                    " .gitlab-ci.yml cannot hold: set the DOCKER_AUTH_CONFIG CI/CD variable"
+                    " (a Docker config.json with that registry's auth)",
                     img.span,
                 )
-        if len(ex.images) > 1:
-            services = []
-            used: set[str] = set()
-            for img in ex.images[1:]:
-                base = service_hostname(img)
-                alias, i = base, 2
-                while alias in used:
-                    alias, i = f"{base}-{i}", i + 1
-                used.add(alias)
-                svc: dict[str, Any] = {"name": img.image, "alias": alias}
-                if img.entrypoint:
-                    svc["entrypoint"] = list(img.entrypoint)
-                if img.command:
-                    svc["command"] = list(img.command)
-                if img.environment:
-                    svc["variables"] = {k: _escape_dollars(v) for k, v in img.environment}
-                services.append(svc)
-            out["services"] = services
-            self.ctx.diags.warning(
-                "service-hostname",
-                "secondary docker images become GitLab services, reachable by their alias as"
-                " hostname (not `localhost` as on CircleCI)",
-                ex.images[1].span,
-            )
+        svcs = services(ex)
+        if svcs:
+            out["services"] = [self.service(s) for s in svcs]
         return out
+
+    @staticmethod
+    def service(s: Service) -> dict[str, Any]:
+        img = s.image
+        svc: dict[str, Any] = {"name": img.image, "alias": s.host}
+        if img.entrypoint:
+            svc["entrypoint"] = list(img.entrypoint)
+        if img.command:
+            svc["command"] = list(img.command)
+        if img.environment:
+            svc["variables"] = {k: _escape_dollars(v) for k, v in img.environment}
+        if img.user:
+            svc["docker"] = {"user": img.user}
+        return svc
 
     def job_environment(self, job: ir.Job) -> str:
         lines = [

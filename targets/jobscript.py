@@ -40,6 +40,7 @@ from cicompile.targets.refmatch import (
     bash_condition,
     unsupported_regex_features,
 )
+from cicompile.targets.services import report_local_services
 from cicompile.targets.shim import install_script, needs_shim
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -286,6 +287,7 @@ class _Builder:
     def job(
         self, job: ir.Job, wf: ir.Workflow, node: ir.WorkflowNode, ids: dict[str, str]
     ) -> JobView:
+        report_local_services(self.ctx.diags, job)
         env: list[str] = []
         if job.executor.kind is ir.ExecutorKind.DOCKER and job.executor.images:
             # The primary image's environment, under the job's (semantics §10.1).

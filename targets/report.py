@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 from cicompile import ir
 from cicompile.conditions import Pattern
@@ -45,6 +47,15 @@ class Secret:
     name: str
     jobs: list[str]
     contexts: list[str]
+
+
+@dataclass(frozen=True)
+class RunnerRow:
+    where: str
+    executor: str
+    runner: str
+    origin: str
+    jobs: list[str]
 
 
 @dataclass(frozen=True)
@@ -104,10 +115,26 @@ def describe_branches(f: ir.RefFilter) -> str:
 # Notes that are things to do by hand: they go to the report's task list.
 # Diagnostics that are work for the user (listed as tasks, not as findings). A setup config's
 # continuation must be compiled and wired by hand.
-TASK_CODES = frozenset({"approval-environment", "gitlab-schedule", "setup-config"})
+TASK_CODES = frozenset({"approval-environment", "gitlab-schedule", "setup-config",
+                        "registry-auth"})
 
 
-def render_report(pipeline: ir.Pipeline, target: str, diagnostics: list[Diagnostic]) -> str:
+def _runner_rows(runners: Sequence[Any], target: str) -> list[RunnerRow]:
+    """One row per distinct placement, naming the jobs that use it (first use's position)."""
+    rows: dict[tuple[str, str], RunnerRow] = {}
+    for use in runners:
+        key = (use.executor, use.placement.describe(target))
+        if key not in rows:
+            origin = f"--runner-map rule {use.placement.rule}" if use.placement.rule else "default"
+            rows[key] = RunnerRow(_where(use.span), use.executor, key[1], origin, [])
+        if use.job not in rows[key].jobs:
+            rows[key].jobs.append(use.job)
+    return list(rows.values())
+
+
+def render_report(pipeline: ir.Pipeline, target: str, diagnostics: list[Diagnostic],
+                  runners: Sequence[Any] = ()) -> str:
+    """`runners`: each job's `targets.runners.RunnerUse` (GitHub and GitLab only)."""
     tasks: list[Row] = []
     findings: list[Finding] = []
     for d in diagnostics:
@@ -142,4 +169,5 @@ def render_report(pipeline: ir.Pipeline, target: str, diagnostics: list[Diagnost
         secrets=_secrets(pipeline),
         secret_kind=SECRET_KIND[target],
         findings=findings,
+        runners=_runner_rows(runners, target),
     )

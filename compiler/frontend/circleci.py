@@ -7,6 +7,7 @@ on. Structure follows the configuration reference (semantics §1–§5).
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -190,6 +191,22 @@ def _version(r: _Reader, root: YMap, diags: Diagnostics) -> str:
     raise ConfigError
 
 
+def _argv(r: _Reader, node: YNode | None, what: str) -> tuple[str, ...]:
+    """`entrypoint`/`command` as argv: a list as written, a string split like a shell line (as
+    Docker Compose splits it), so targets never guess where one argument ends."""
+    if isinstance(node, YScalar):
+        text = r.string(node, what)
+        if text is None:
+            return ()
+        try:
+            return tuple(shlex.split(text))
+        except ValueError as exc:
+            r.diags.error("invalid-value", f"{what} {text!r} cannot be split into words: {exc}",
+                          node.span)
+            return ()
+    return r.strings(node, what) or ()
+
+
 def _executor(r: _Reader, job: YMap, name: str) -> ir.Executor:
     kinds = [k for k in ("docker", "machine", "macos", "windows", "executor") if k in job]
     resource_class = r.string(job.get("resource_class"), "resource_class")
@@ -221,10 +238,11 @@ def _executor(r: _Reader, job: YMap, name: str) -> ir.Executor:
                     image=image,
                     name=r.string(m.get("name"), "name"),
                     environment=r.env(m.get("environment"), "environment"),
-                    entrypoint=r.strings(m.get("entrypoint"), "entrypoint") or (),
-                    command=r.strings(m.get("command"), "command") or (),
+                    entrypoint=_argv(r, m.get("entrypoint"), "`entrypoint`"),
+                    command=_argv(r, m.get("command"), "`command`"),
                     user=r.string(m.get("user"), "user"),
                     has_auth="auth" in m or "aws_auth" in m,
+                    auth=r.env(m.get("auth"), "auth"),
                     span=m.span,
                 ))
         return ir.Executor(kind=ir.ExecutorKind.DOCKER, images=tuple(images),
