@@ -25,6 +25,15 @@ def _filter_label(n: ir.WorkflowNode) -> str:
     return "; ".join(parts)
 
 
+def _status_label(n: ir.WorkflowNode, requirement: str) -> str:
+    """The statuses a flexible requirement accepts (`failed`, `success, failed`), or ''."""
+    allowed = n.allowed(requirement)
+    if allowed == ir.SUCCESS_ONLY:
+        return ""
+    return "terminal" if allowed == ir.TERMINAL else ", ".join(
+        s.value for s in ir.JobStatus if s in allowed)
+
+
 def _ids(wf: ir.Workflow) -> dict[str, str]:
     return {n.name: f"n{i}" for i, n in enumerate(wf.nodes)}
 
@@ -52,6 +61,9 @@ def to_mermaid(pipeline: ir.Pipeline) -> str:
         for n in wf.nodes:
             for r in n.requires:
                 arrow = "-->" if r in n.needs else "-.->"
+                status = _status_label(n, r)
+                if status:
+                    arrow += f"|{status}|"
                 out.append(f"  {ids[r]} {arrow} {ids[n.name]}")
         out.append("")
     return "\n".join(out)
@@ -76,7 +88,11 @@ def to_dot(pipeline: ir.Pipeline) -> str:
             out.append(f'    {ids[n.name]} [label="{label}", shape={shape}];')
         for n in wf.nodes:
             for r in n.requires:
-                style = "" if r in n.needs else " [style=dashed]"
+                attrs = [] if r in n.needs else ["style=dashed"]
+                status = _status_label(n, r)
+                if status:
+                    attrs.append(f'label="{status}"')
+                style = f" [{', '.join(attrs)}]" if attrs else ""
                 out.append(f"    {ids[r]} -> {ids[n.name]}{style};")
         out.append("  }")
     out.append("}")

@@ -182,6 +182,19 @@ def test_github_gate_ignores_filtered_requirements() -> None:
         " && (needs.circleci-gate.outputs.b != 'true' || needs.b.result == 'success') }}")
 
 
+def test_graph_labels_flexible_edges() -> None:
+    from cicompile.graph import to_dot, to_mermaid
+
+    p, _ = pipeline_of(workflow("""\
+      - j: {name: a}
+      - j: {name: b, requires: [{a: [success, failed]}]}
+      - j: {name: c, requires: [{a: terminal}, b]}
+"""))
+    assert to_mermaid(p).splitlines()[-3:] == [
+        "  n0 -->|success, failed| n1", "  n0 -->|terminal| n2", "  n1 --> n2"]
+    assert "w0_n0 -> w0_n2 [label=\"terminal\"];" in to_dot(p)
+
+
 # ---- GitLab ------------------------------------------------------------------------------
 
 def gitlab(text: str) -> tuple[dict[str, Any], list[str]]:
