@@ -9,6 +9,7 @@ marked "derived" below; targets only read it.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import field
 
 from cicompile.conditions import TRUE, Cond, Pattern
@@ -55,6 +56,9 @@ class JobStatus(enum.StrEnum):
 
 SUCCESS_ONLY = frozenset({JobStatus.SUCCESS})
 TERMINAL: frozenset[JobStatus] = frozenset(JobStatus)  # `terminal`: any of the five
+# In a `serial-group` name: a pipeline value known at run time (`<< pipeline.git.branch >>`
+# is `${CIRCLE_BRANCH}`), which targets substitute with their own run-time value.
+RUNTIME_REF = re.compile(r"\$\{(CIRCLE_[A-Z0-9_]+)\}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -196,8 +196,10 @@ class _JobEmitter:
         if cond:
             job["if"] = cond
         if self.node.serial_group is not None:
-            job["concurrency"] = {"group": literal(self.node.serial_group),
-                                  "cancel-in-progress": False}
+            # A pipeline value in the name is GitHub's value of it (`github` context only).
+            group = ir.RUNTIME_REF.sub(lambda m: WORKFLOW_ENV.get(m.group(1), m.group(0)),
+                                       literal(self.node.serial_group))
+            job["concurrency"] = {"group": group, "cancel-in-progress": False}
             self.ctx.diags.warning(
                 "approximated-serial-group",
                 f"serial-group {self.node.serial_group!r} becomes a GitHub `concurrency`"

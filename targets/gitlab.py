@@ -73,6 +73,18 @@ RESERVED_NAMES = frozenset({
     "include", "default", "workflow", "true", "false", "nil",
 })
 MAX_JOB_NAME = 128  # the limit for jobs used in `needs`
+# GitLab's predefined variables for the CircleCI values a serial-group name may read (the same
+# ones STEP_DRIVER exports for every job).
+GITLAB_VALUES = {
+    "CIRCLE_BRANCH": "CI_COMMIT_BRANCH",
+    "CIRCLE_TAG": "CI_COMMIT_TAG",
+    "CIRCLE_SHA1": "CI_COMMIT_SHA",
+    "CIRCLE_BUILD_NUM": "CI_JOB_ID",
+    "CIRCLE_PIPELINE_ID": "CI_PIPELINE_ID",
+    "CIRCLE_PROJECT_REPONAME": "CI_PROJECT_NAME",
+    "CIRCLE_PROJECT_USERNAME": "CI_PROJECT_NAMESPACE",
+    "CIRCLE_REPOSITORY_URL": "CI_PROJECT_URL",
+}
 NEEDS_LIMIT = 50
 STATE_DIR = ".cicompile"
 WS_DIR = f"{STATE_DIR}/workspace"
@@ -421,8 +433,14 @@ class _JobEmitter:
 
     def resource_group(self, group: str) -> str:
         """`serial-group` → `resource_group` (semantics §9.2), which GitLab queues per
-        project; its names take letters, digits, `-_/.{}$` and spaces, and expand `$`."""
-        name = re.sub(r"[^A-Za-z0-9_./ -]", "_", group).strip("/") or "_"
+        project; its names take letters, digits, `-_/.{}$` and spaces, and expand variables:
+        a pipeline value in the name becomes GitLab's variable for it."""
+        parts = ir.RUNTIME_REF.split(group)  # text, variable, text, ...
+        name = "".join(
+            re.sub(r"[^A-Za-z0-9_./ -]", "_", part) if i % 2 == 0
+            else "${" + GITLAB_VALUES.get(part, part) + "}"
+            for i, part in enumerate(parts)
+        ).strip("/") or "_"
         self.ctx.diags.warning(
             "approximated-serial-group",
             f"serial-group {group!r} becomes the GitLab resource_group {name!r}: per project"

@@ -275,7 +275,10 @@ class _Builder:
                             (keys[(wid, ids[d])], runtime_statuses(n.allowed(d)))
                             for d in n.needs if n.allowed(d) != ir.SUCCESS_ONLY
                         ),
-                        serial_group=n.serial_group,
+                        # `${CIRCLE_BRANCH}` → `@CIRCLE_BRANCH@`: plain text for bash and
+                        # shellcheck, which cc_lock replaces (names have no `@`).
+                        serial_group=None if n.serial_group is None
+                        else ir.RUNTIME_REF.sub(r"@\1@", n.serial_group),
                     )
                 )
             trigger = "schedule" if wf.schedules else "push"

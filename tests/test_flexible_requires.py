@@ -137,11 +137,13 @@ workflows:
     jobs:
       - j: {name: a, serial-group: deploy/<< pipeline.parameters.env >>}
       - j: {name: b, serial-group: "branch-<< pipeline.git.branch >>"}
+      - j: {name: c, serial-group: "by-<< pipeline.trigger_source >>"}
 """)
     wf = p.workflows[0]
     assert wf.node("a").serial_group == "deploy/prod"
-    assert wf.node("b").serial_group == "branch-<< pipeline.git.branch >>"
-    assert codes(diags) == ["runtime-pipeline-value"]
+    assert wf.node("b").serial_group == "branch-${CIRCLE_BRANCH}"  # read at run time
+    assert wf.node("c").serial_group == "by-<< pipeline.trigger_source >>"
+    assert codes(diags) == ["runtime-pipeline-value"]  # for c only
     diags = Diagnostics()
     with pytest.raises(ConfigError):
         build_ir(workflow("      - j: {serial-group: 'a b'}\n"), "config.yml", diags)
@@ -158,11 +160,14 @@ def test_github_reads_results() -> None:
       - j: {name: d, requires: [{a: terminal}]}
       - j: {name: e, requires: [{a: canceled}]}
       - j: {name: f, requires: [a]}
+      - j: {name: g, serial-group: "deploy-<< pipeline.git.branch >>"}
 """), "github")[".github/workflows/wf.yml"])
     jobs = doc["jobs"]
     assert "circleci-gate" not in jobs  # no filters: no gate
     assert jobs["b"]["if"] == "${{ !cancelled() && needs.a.result == 'failure' }}"
     assert jobs["b"]["concurrency"] == {"group": "one/at-a-time", "cancel-in-progress": False}
+    assert jobs["g"]["concurrency"]["group"] == (
+        "deploy-${{ github.ref_type == 'branch' && github.ref_name || '' }}")
     assert jobs["c"]["if"] == ("${{ !cancelled() && (needs.a.result == 'success' ||"
                                " needs.a.result == 'skipped') && needs.b.result == 'success' }}")
     assert jobs["d"]["if"] == "${{ always() }}"
@@ -213,6 +218,7 @@ def test_gitlab_when_exact_and_approximated() -> None:
       - j: {name: mixed, requires: [{a: failed}, b]}
       - j: {name: either, requires: [{a: [success, failed]}]}
       - j: {name: grouped, requires: [a], serial-group: deploy/prod}
+      - j: {name: per-branch, serial-group: "deploy/<< pipeline.git.branch >>"}
 """))
     def when(job: str) -> str | None:
         rules = doc[job].get("rules", [{}])
@@ -225,9 +231,10 @@ def test_gitlab_when_exact_and_approximated() -> None:
     assert when("mixed") == "on_failure"  # approximated
     assert when("either") == "always"  # approximated
     assert doc["grouped"]["resource_group"] == "deploy/prod"
+    assert doc["per-branch"]["resource_group"] == "deploy/${CI_COMMIT_BRANCH}"
     assert when("grouped") is None
     assert warnings.count("approximated-requires") == 2
-    assert warnings.count("approximated-serial-group") == 1
+    assert warnings.count("approximated-serial-group") == 2
 
 
 # ---- a real run: make, shell, gitlab-ci-local ----------------------------------------------
@@ -358,15 +365,16 @@ workflows:
 def test_serial_group_never_overlaps(target: str, tmp_path: Path, grouped: bool) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    group = ", serial-group: release/prod" if grouped else ""
+    # The branch is read at run time: the lock is release/main's.
+    group = ", serial-group: 'release/<< pipeline.git.branch >>'" if grouped else ""
     config = SERIAL.replace("@OUT@", str(out)).replace("@GROUP@", group)
     src = project(tmp_path, config, target)
     r = run(target, src, {"CICOMPILE_LOCK_DIR": str(tmp_path / "locks")})
     if grouped:
         assert r.returncode == 0, r.output
         assert set(r.statuses().values()) == {"success"}
-        assert "waiting for serial group release/prod" in r.stdout
-        assert (tmp_path / "locks" / "release%2Fprod.lock").exists()
+        assert "waiting for serial group release/main" in r.stdout
+        assert (tmp_path / "locks" / "release%2Fmain.lock").exists()
     else:  # the control: the same jobs do overlap without the group
         assert r.returncode == failed_exit(target), r.output
         assert "overlap in" in r.stdout

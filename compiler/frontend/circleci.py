@@ -562,9 +562,9 @@ def _serial_group(r: _Reader, node: YNode | None) -> str | None:
     text = r.string(node, "`serial-group`")
     if text is None or node is None:
         return None
-    # A pipeline value known only at run time is kept as literal `<< pipeline.… >>` text
-    # (warned by the expansion): the group stays usable, under that literal name.
-    if "<<" not in text and not _SERIAL_GROUP.fullmatch(text):
+    # Pipeline values known at run time are `${CIRCLE_…}` (targets read them then); others
+    # stay literal `<< pipeline.… >>` text (warned by the expansion): a usable, fixed name.
+    if "<<" not in text and not _SERIAL_GROUP.fullmatch(ir.RUNTIME_REF.sub("x", text)):
         r.diags.error("invalid-value", f"`serial-group` {text!r} must be 1 to 512 of the"
                       " characters A-Z a-z 0-9 . _ / -", node.span)
         return None

@@ -1360,6 +1360,9 @@ class _WorkflowExpander(_Expander):
         if inv.name != target:
             pairs.append((_key("name", inv.span), _string(inv.name, inv.span)))
         for k, v in inv.kept:
+            if k.as_str() == "serial-group":
+                # A group per branch and the like: targets read these `${CIRCLE_…}` at run time.
+                v = _Finalizer(self.diags).node(v, "serial")
             pairs.append((k, _requires(v, aliases, inv.name) if k.as_str() == "requires" else v))
         key = _key(target, inv.span)
         if not pairs:
@@ -1447,8 +1450,9 @@ def _requires(node: YNode, aliases: Mapping[str, list[str]], own: str) -> YNode:
 
 
 class _Finalizer:
-    """Turn run-time pipeline-value markers into `${VAR}` in `run` commands, cache-key
-    templates in cache keys, and back into literal text (with a warning) anywhere else."""
+    """Turn run-time pipeline-value markers into `${VAR}` in `run` commands and `serial-group`
+    names, cache-key templates in cache keys, and back into literal text (with a warning)
+    anywhere else."""
 
     def __init__(self, diags: Diagnostics) -> None:
         self.diags = diags
@@ -1471,7 +1475,7 @@ class _Finalizer:
 
         def replace(m: re.Match[str]) -> str:
             name = m.group(1)
-            if mode == "run" and name in RUNTIME_ENV:
+            if mode in ("run", "serial") and name in RUNTIME_ENV:
                 return "${" + RUNTIME_ENV[name] + "}"
             if mode == "cache" and name in CACHE_TEMPLATE:
                 return CACHE_TEMPLATE[name]
@@ -1483,7 +1487,8 @@ class _Finalizer:
         text = _MARKER.sub(replace, node.text)
         if literal and mode != "label":
             names = ", ".join(f"`<< pipeline.{n} >>`" for n in dict.fromkeys(literal))
-            where = ("has no run-time equivalent on the targets" if mode == "run" else
+            where = ("has no run-time equivalent on the targets"
+                     if mode in ("run", "serial") else
                      "is only known when the pipeline runs, and only `run` commands and cache"
                      " keys can read it then")
             self.diags.warning("runtime-pipeline-value", f"{names} {where}; it is kept as literal"

@@ -508,7 +508,7 @@ cc_run_node() {
     return 0
   fi
   if [[ -n ${CC_NODE_SERIAL[$key]-} ]]; then
-    cc_lock "$name" "${CC_NODE_SERIAL[$key]}"
+    cc_lock "$name" "${CC_NODE_SERIAL[$key]}" "$key"
   fi
   cc_say "$name" "job started (workflow ${CC_WF_NAME[${CC_NODE_WF[$key]}]}, $CC_REF_KIND $CC_REF_NAME)"
   if [[ -n ${CC_NODE_PAR[$key]-} ]]; then
@@ -538,8 +538,17 @@ cc_lock_path() {
   printf '%s/%s\n' "${CICOMPILE_LOCK_DIR:-${TMPDIR:-/tmp}/cicompile-locks}" "${1//\//%2F}"
 }
 
+# cc_lock NAME GROUP KEY: GROUP may read pipeline values (`@CIRCLE_BRANCH@`...), this run's.
 cc_lock() {
-  local name=$1 group=$2 path holder
+  local name=$1 group=$2 key=$3 path holder
+  group=${group//@CIRCLE_BRANCH@/$CC_BRANCH}
+  group=${group//@CIRCLE_TAG@/$CC_TAG}
+  group=${group//@CIRCLE_SHA1@/$CC_SHA}
+  group=${group//@CIRCLE_BUILD_NUM@/${CC_NODE_NUM[$key]}}
+  group=${group//@CIRCLE_PIPELINE_ID@/$CC_PIPELINE_ID}
+  group=${group//@CIRCLE_REPOSITORY_URL@/$CC_REPO_URL}
+  group=${group//@CIRCLE_PROJECT_USERNAME@/$CC_REPO_OWNER}
+  group=${group//@CIRCLE_PROJECT_REPONAME@/$CC_REPO_NAME}
   path=$(cc_lock_path "$group")
   mkdir -p "${path%/*}" || cc_die "cannot create the lock directory ${path%/*}"
   if command -v flock >/dev/null 2>&1; then
