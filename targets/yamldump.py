@@ -15,9 +15,49 @@ import yaml
 _Base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+
+
 class _Dumper(_Base):  # type: ignore[misc]
+    _scalar_tags: dict[tuple[str, Any], str] = {}
+
     def ignore_aliases(self, data: Any) -> bool:
         return True
+
+    def represent_data(self, data: Any) -> yaml.Node:
+        # The generated documents are dicts, lists and strings: those are built here directly,
+        # with the nodes SafeRepresenter would build (no aliases, block style, keys unsorted);
+        # anything else takes the general path.
+        kind = type(data)
+        if kind is str:
+            return _str_representer(self, data)
+        if self.sort_keys or self.default_flow_style is None:  # not how dump_yaml calls it
+            return super().represent_data(data)  # type: ignore[no-any-return]
+        if kind is dict:
+            node = self.represent_data
+            return yaml.MappingNode(_MAP_TAG, [(node(k), node(v)) for k, v in data.items()],
+                                    flow_style=self.default_flow_style)
+        if kind is list:
+            node = self.represent_data
+            return yaml.SequenceNode(_SEQ_TAG, [node(item) for item in data],
+                                     flow_style=self.default_flow_style)
+        return super().represent_data(data)  # type: ignore[no-any-return]
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        # The emitter asks twice per scalar whether its text would read back as a string; the
+        # answer depends only on the text (SafeDumper has no path resolvers).
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._scalar_tags.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._scalar_tags) > 50_000:  # bounded: a long-running process stays small
+                self._scalar_tags.clear()
+            self._scalar_tags[key] = tag
+        return tag
 
 
 def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:

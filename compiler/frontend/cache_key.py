@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
 
 from cicompile import ir
@@ -80,18 +80,27 @@ def parse_cache_key(text: str, span: Span | None, diags: Diagnostics) -> tuple[i
     """The template's parts; on a bad template, an `invalid-cache-key` error and no parts."""
     if "{{" not in text:
         return (_text_part(text),) if text else ()
+    parts, error = _parse(text)
+    if error is not None:
+        diags.error("invalid-cache-key", error, span)
+    return parts
+
+
+@lru_cache(maxsize=4096)
+def _parse(text: str) -> tuple[tuple[ir.KeyPart, ...], str | None]:
+    """(parts, None) or ((), the error message). Memoised: it depends only on the text, the
+    parts are immutable, and the same keys recur (`save_cache` and `restore_cache` of a job,
+    jobs sharing a cache) while lark's parser is most of the cost of reading them."""
     from lark import UnexpectedInput
 
     try:
         tree = _parser().parse(text)
-        return tuple(_ToParts().transform(tree))
+        return tuple(_ToParts().transform(tree)), None
     except UnexpectedInput as exc:
         col = getattr(exc, "column", 1)
-        diags.error("invalid-cache-key", f"cannot read cache key template {text!r} at column"
-                    f" {col}", span)
+        return (), f"cannot read cache key template {text!r} at column {col}"
     except ValueError as exc:
         inner = exc
-        diags.error("invalid-cache-key", f"unknown cache key template value {{{{ {inner} }}}}"
+        return (), (f"unknown cache key template value {{{{ {inner} }}}}"
                     f" in {text!r}; known: .Branch, .Revision, .BuildNum, .CheckoutKey,"
-                    " .Environment.NAME, checksum \"file\", epoch, arch", span)
-    return ()
+                    " .Environment.NAME, checksum \"file\", epoch, arch")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import operator
 import re
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import field
@@ -356,15 +357,24 @@ class _Expander:
     # ---- substitution ------------------------------------------------------------------
 
     def subst(self, node: YNode, scope: Scope) -> YNode:
+        # Hot (every parameterised body, per invocation): a new node only when a part changed.
         if isinstance(node, YScalar):
             return self.subst_scalar(node, scope)
+        subst = self.subst
         if isinstance(node, YSeq):
-            items = tuple(self.subst(i, scope) for i in node.items)
-            same = all(a is b for a, b in zip(items, node.items, strict=True))
-            return node if same else YSeq(items, node.span)
-        pairs = tuple((self.subst_key(k, scope), self.subst(v, scope)) for k, v in node.pairs)
-        same = all(a[0] is b[0] and a[1] is b[1] for a, b in zip(pairs, node.pairs, strict=True))
-        return node if same else YMap(pairs, node.span)
+            items = [subst(i, scope) for i in node.items]
+            if all(map(operator.is_, items, node.items)):
+                return node
+            return YSeq(tuple(items), node.span)
+        subst_key = self.subst_key
+        changed = False
+        pairs = []
+        for k, v in node.pairs:
+            k2 = subst_key(k, scope)
+            v2 = subst(v, scope)
+            changed = changed or k2 is not k or v2 is not v
+            pairs.append((k2, v2))
+        return YMap(tuple(pairs), node.span) if changed else node
 
     def subst_key(self, key: YScalar, scope: Scope) -> YScalar:
         if not isinstance(key.value, str) or "<<" not in key.text:
@@ -1458,11 +1468,18 @@ class _Finalizer:
         self.diags = diags
 
     def node(self, node: YNode, mode: str) -> YNode:
+        # A new node only where a marker was replaced: most of a config has none.
         if isinstance(node, YScalar):
             return self.scalar(node, mode) if _MARK_OPEN in node.text else node
         if isinstance(node, YSeq):
-            return YSeq(tuple(self.node(i, mode) for i in node.items), node.span)
-        return YMap(tuple((self.key(k), self.node(v, mode)) for k, v in node.pairs), node.span)
+            items = [self.node(i, mode) for i in node.items]
+            if all(map(operator.is_, items, node.items)):
+                return node
+            return YSeq(tuple(items), node.span)
+        pairs = [(self.key(k), self.node(v, mode)) for k, v in node.pairs]
+        if all(a[0] is b[0] and a[1] is b[1] for a, b in zip(pairs, node.pairs, strict=True)):
+            return node
+        return YMap(tuple(pairs), node.span)
 
     def key(self, key: YScalar) -> YScalar:
         if _MARK_OPEN not in key.text:

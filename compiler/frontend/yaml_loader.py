@@ -53,6 +53,8 @@ class YMap:
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self._index:  # given by the loader, which computed it while resolving duplicates
+            return
         for i, (k, _) in enumerate(self.pairs):
             self._index[k.as_str()] = i
 
@@ -119,10 +121,35 @@ class _LenientLoader(
         yaml.resolver.Resolver.__init__(self)
 
 
+_CBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CLoader(_CBase):  # type: ignore[misc]
+    """libyaml's composer with the scalar tag resolution memoised.
+
+    The composer asks `resolve` for the tag of every node; for a scalar the answer depends only
+    on its text and on whether it was plain (SafeLoader has no path resolvers), and the same
+    keys and values recur across a config.
+    """
+
+    _scalar_tags: dict[tuple[str, Any], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is not ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._scalar_tags.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._scalar_tags) > 50_000:  # bounded: a long-running process stays small
+                self._scalar_tags.clear()
+            self._scalar_tags[key] = tag
+        return tag
+
+
 def _compose(text: str) -> Node | None:
-    loader_cls: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.compose(text, Loader=loader_cls)  # type: ignore[no-any-return]
+        return yaml.compose(text, Loader=_CLoader)  # type: ignore[no-any-return]
     except yaml.composer.ComposerError as exc:
         if "found duplicate anchor" not in str(exc):
             raise
@@ -138,13 +165,27 @@ def _span(path: str, node: Node) -> Span:
 
 
 _SCALAR_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_STR_TAG = "tag:yaml.org,2002:str"
+_QUOTED_STYLES = frozenset(("'", '"', "|", ">"))
+# SafeConstructor's functions for the scalar tags, called directly: `construct_object` would
+# also remember every node it ever constructed (the module-level constructor never forgets).
+_SCALAR_FUNCTIONS = {
+    tag: _SCALAR_CONSTRUCTOR.yaml_constructors[tag]
+    for tag in (f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "null", "timestamp",
+                                                   "binary"))
+}
 
 
-def _scalar_value(node: ScalarNode) -> Any:
-    if node.style in ("'", '"', "|", ">"):
+def _scalar_value(node: Any) -> Any:
+    if node.style in _QUOTED_STYLES or node.tag == _STR_TAG:
         return node.value
     try:
-        return _SCALAR_CONSTRUCTOR.construct_object(node, deep=True)  # type: ignore[no-untyped-call]
+        function = _SCALAR_FUNCTIONS.get(node.tag)
+        if function is not None:
+            return function(_SCALAR_CONSTRUCTOR, node)
+        # Other tags on a scalar (`!!map x`): the general path, whose error gives the text.
+        return yaml.constructor.SafeConstructor().construct_object(  # type: ignore[no-untyped-call]
+            node, deep=True)
     except yaml.YAMLError:
         return node.value
 
@@ -183,37 +224,43 @@ class _Builder:
         self.diags = diags
         self.cache: dict[int, YNode] = {}
 
-    def build(self, node: Node) -> YNode:
+    def build(self, node: Any) -> YNode:
         cached = self.cache.get(id(node))
         if cached is not None:
             return cached
-        result: YNode
-        if node.tag not in _STANDARD_TAGS:
+        tag = node.tag
+        if tag not in _STANDARD_TAGS:
             # Safe loading: application tags (`!!python/...`, `!Ref`) are never constructed.
-            self.diags.error("yaml-tag", f"unsupported YAML tag {node.tag!r}",
-                             _span(self.path, node))
+            self.diags.error("yaml-tag", f"unsupported YAML tag {tag!r}", _span(self.path, node))
             raise ConfigError
-        if isinstance(node, ScalarNode):
-            result = YScalar(
-                _scalar_value(node), node.value, _span(self.path, node), node.style is not None
-            )
-        elif isinstance(node, SequenceNode):
-            result = YSeq(tuple(self.build(c) for c in node.value), _span(self.path, node))
-        elif isinstance(node, MappingNode):
-            result = self.build_map(node)
+        mark = node.start_mark
+        span = Span(self.path, mark.line + 1, mark.column + 1)
+        kind = node.__class__
+        result: YNode
+        if kind is ScalarNode:
+            style = node.style
+            text = node.value
+            value = text if tag == _STR_TAG or style in _QUOTED_STYLES else _scalar_value(node)
+            result = YScalar(value, text, span, style is not None)
+        elif kind is MappingNode:
+            result = self.build_map(node, span)
+        elif kind is SequenceNode:
+            build = self.build
+            result = YSeq(tuple([build(c) for c in node.value]), span)
         else:  # pragma: no cover - PyYAML has no other node kinds
             raise TypeError(node)
         self.cache[id(node)] = result
         return result
 
-    def build_map(self, node: MappingNode) -> YMap:
+    def build_map(self, node: Any, span: Span) -> YMap:
+        build = self.build
         explicit: list[tuple[YScalar, YNode]] = []
         merged: list[tuple[YScalar, YNode]] = []
         for knode, vnode in node.value:
             if knode.tag == _MERGE_TAG:
                 sources = vnode.value if isinstance(vnode, SequenceNode) else [vnode]
                 for src in sources:
-                    built = self.build(src)
+                    built = build(src)
                     if not isinstance(built, YMap):
                         self.diags.error(
                             "yaml-merge",
@@ -223,13 +270,14 @@ class _Builder:
                         continue
                     merged.extend(built.pairs)
                 continue
-            key = self.build(knode)
+            key = build(knode)
             if not isinstance(key, YScalar):
                 self.diags.error(
                     "yaml-key", "mapping keys must be plain scalars", _span(self.path, knode)
                 )
                 continue
-            explicit.append((key, self.build(vnode)))
+            explicit.append((key, build(vnode)))
+        # `seen` ends up as the map's key index (name -> position in `pairs`).
         seen: dict[str, int] = {}
         pairs: list[tuple[YScalar, YNode]] = []
         for key, value in explicit:
@@ -250,7 +298,7 @@ class _Builder:
             if name not in seen:
                 seen[name] = len(pairs)
                 pairs.append((key, value))
-        return YMap(tuple(pairs), _span(self.path, node))
+        return YMap(tuple(pairs), span, seen)
 
 
 def _lenient_fixes(text: str) -> tuple[str, list[tuple[int, int, str]]]:
