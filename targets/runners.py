@@ -253,18 +253,38 @@ def _linux(ex: ir.Executor, target: str) -> Placement:
     return Placement(LINUX, (label,), docker, tags, findings=tuple(findings))
 
 
-def default_placement(ex: ir.Executor, target: str) -> Placement:
+def _shell_word(shell: str) -> str:
+    """`C:\\x\\powershell.exe -ExecutionPolicy Bypass` → `powershell`."""
+    words = shell.split()
+    first = words[0] if words else ""
+    return first.replace("\\", "/").rsplit("/", 1)[-1].lower().removesuffix(".exe")
+
+
+def default_placement(ex: ir.Executor, target: str, shells: tuple[str, ...] = ()) -> Placement:
+    """`shells`: the job's and its steps' `shell:` values, which tell Windows jobs whose
+    executor is unknown (a registry orb's `win/default` without its source)."""
     os = _os(ex)
     if os == MACOS:
         return _macos(ex, target)
     if os == WINDOWS:
         return _windows(ex, target)
+    windows_shell = next((s for s in shells if _shell_word(s) in ("powershell", "pwsh", "cmd")),
+                         None)
+    if ex.kind is ir.ExecutorKind.NONE and windows_shell is not None:
+        placement = _windows(ex, target)
+        where = (_labels(placement.runs_on) if target == "github"
+                 else f"GitLab tag `{_GITLAB_WINDOWS}`")
+        return replace(placement, findings=(*placement.findings, Finding(
+            "note", "runner-windows",
+            f"the job's executor is unknown, but it runs `{windows_shell}`: it is placed on"
+            f" Windows ({where})", about_label=True)))
     return _linux(ex, target)
 
 
-def place(ex: ir.Executor, target: str, runner_map: RunnerMap | None) -> Placement:
+def place(ex: ir.Executor, target: str, runner_map: RunnerMap | None,
+          shells: tuple[str, ...] = ()) -> Placement:
     """The default placement, overridden by the first matching rule of the runner map."""
-    placement = default_placement(ex, target)
+    placement = default_placement(ex, target, shells)
     rules = () if runner_map is None else (
         runner_map.github if target == "github" else runner_map.gitlab)
     for rule in rules:
@@ -286,7 +306,9 @@ def job_placement(ctx: EmitContext, target: str, job: ir.Job, node: str) -> Plac
     """`place` for one job invocation: its findings become diagnostics at the executor, and the
     report's runner table gets a row."""
     ex = job.executor
-    placement = place(ex, target, ctx.runner_map)
+    shells = tuple(s for s in (job.shell, *(st.shell for st in job.steps
+                                            if isinstance(st, ir.Run))) if s)
+    placement = place(ex, target, ctx.runner_map, shells)
     for f in placement.findings:
         if f.severity == "warning":
             ctx.diags.warning(f.code, f.message, ex.span)
@@ -299,7 +321,7 @@ def job_placement(ctx: EmitContext, target: str, job: ir.Job, node: str) -> Plac
 def github_shell(shell: str, os: str) -> str:
     """A CircleCI `shell:` as a GitHub `shell:` value."""
     if os == WINDOWS:
-        word = shell.split()[0].replace("\\", "/").rsplit("/", 1)[-1].lower().removesuffix(".exe")
+        word = _shell_word(shell)
         if word in _WINDOWS_SHELLS:
             # GitHub runs its own command line for these (a .ps1/.cmd file for PowerShell and
             # cmd, which a custom `{0}` shell would not name so).

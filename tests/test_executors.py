@@ -312,11 +312,21 @@ def test_runner_findings() -> None:
     assert found(_ex(M, resource_class="gpu.nvidia.small")) == ["runner-gpu"]
 
 
+def test_unknown_executor_with_windows_shells_runs_on_windows() -> None:
+    unknown = _ex(ir.ExecutorKind.NONE)
+    p = default_placement(unknown, "github", ("powershell.exe -ExecutionPolicy Bypass",))
+    assert (p.os, p.runs_on, p.shell) == ("windows", ("windows-2022",), "powershell")
+    assert [f.code for f in p.findings] == ["runner-windows"]
+    assert default_placement(unknown, "github", ("bash",)).runs_on == ("ubuntu-latest",)
+    # a known Linux executor stays Linux whatever shell a step names
+    assert default_placement(_ex(M), "github", ("pwsh",)).os == "linux"
+
+
 def test_runner_finding_codes_are_documented() -> None:
     doc = (ROOT / "docs" / "diagnostics.md").read_text()
     source = (ROOT / "targets" / "runners.py").read_text()
     used = set(re.findall(r"Finding\(\s*\"(?:warning|note)\", \"([a-z-]+)\"", source))
-    assert used >= {"runner-size", "runner-gpu", "runner-xcode", "runner-image"}
+    assert used >= {"runner-size", "runner-gpu", "runner-xcode", "runner-image", "runner-windows"}
     for code in used:
         assert f"### {code}\n" in doc, code
 
