@@ -96,7 +96,10 @@ class Run:
     working_directory: str | None = None
     background: bool = False
     when: StepWhen = StepWhen.ON_SUCCESS
-    no_output_timeout: str | None = None
+    # Seconds; None: CircleCI's default (10 minutes), which targets apply where they can.
+    no_output_timeout: int | None = None
+    max_auto_reruns: int = 0  # further attempts after a failure (1..5 when set)
+    auto_rerun_delay: int = 0  # seconds between attempts
     span: Span | None = _span()
 
 
@@ -164,6 +167,23 @@ class StoreTestResults:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SetupRemoteDocker:
+    """A Docker engine for `docker` commands of the job (semantics §3.4)."""
+
+    version: str | None = None
+    docker_layer_caching: bool = False
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AddSshKeys:
+    """Project SSH keys into the job's agent (semantics §3.12); () means all of them."""
+
+    fingerprints: tuple[str, ...] = ()
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unsupported:
     """A step the targets cannot translate yet; kept so they can say so at the spot."""
 
@@ -181,6 +201,8 @@ Step = (
     | RestoreCache
     | StoreArtifacts
     | StoreTestResults
+    | SetupRemoteDocker
+    | AddSshKeys
     | Unsupported
 )
 
@@ -273,6 +295,7 @@ class Workflow:
     nodes: tuple[WorkflowNode, ...]  # in topological order after passes (stable by source)
     # Non-empty: the workflow runs only on these schedules, never on a push (semantics §5.7).
     schedules: tuple[Schedule, ...] = ()
+    max_auto_reruns: int = 0  # workflow-level automatic reruns of failed jobs (§5.1)
     span: Span | None = _span()
     _by_name: dict[str, WorkflowNode] = field(
         default_factory=dict, init=False, compare=False, repr=False, hash=False

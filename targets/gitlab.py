@@ -54,6 +54,13 @@ from cicompile.targets.cachekey import (
     cache_step_lines,
     cache_store_functions,
 )
+from cicompile.targets.hoststeps import (
+    dind_image,
+    docker_check_script,
+    remote_docker_notes,
+    ssh_agent_script,
+    ssh_key_secrets,
+)
 from cicompile.targets.refmatch import gitlab_condition
 from cicompile.targets.report import describe_branches
 from cicompile.targets.runners import WINDOWS, Placement, job_placement
@@ -65,6 +72,7 @@ from cicompile.targets.services import (
     services,
 )
 from cicompile.targets.shim import install_script, needs_shim
+from cicompile.targets.watchdog import step_timeout, watchdog_functions
 from cicompile.targets.yamldump import dump_yaml
 
 # Top-level keywords (and YAML/Ruby literals) a job may not be named after (semantics §9.2).
@@ -100,15 +108,21 @@ PROJECT_DIR = '"$CI_PROJECT_DIR"'
 STEP_DRIVER = r"""# cicompile step driver: CircleCI runs every step in a new shell process and,
 # after a failed step, only runs the steps marked `when: always` or `when: on_fail`.
 #   cicompile_step [--name NAME] [--dir DIR] [--when on_success|on_fail|always]
-#                  [--shell CMD] [--background] [VAR=VALUE...] <<'EOF' ...step text... EOF
-# NAME defaults to the first line of the text, DIR to the job's working directory.
+#                  [--shell CMD] [--background] [--timeout SECONDS] [--reruns N]
+#                  [--delay SECONDS] [VAR=VALUE...] <<'EOF' ...step text... EOF
+# NAME defaults to the first line of the text, DIR to the job's working directory; a step
+# silent for SECONDS is killed (cicompile_watch above), a failed one runs up to N more times.
 cicompile_failed=0
 cicompile_bg=''
 cicompile_dir=$CI_PROJECT_DIR
 cicompile_step() {
   cc_name=''; cc_dir=$cicompile_dir; cc_when=on_success; cc_shell=''; cc_background=0
+  cc_timeout=0; cc_reruns=0; cc_delay=0
   while [ $# -gt 0 ]; do
     case $1 in
+      --timeout) cc_timeout=$2; shift 2 ;;
+      --reruns) cc_reruns=$2; shift 2 ;;
+      --delay) cc_delay=$2; shift 2 ;;
       --name) cc_name=$2; shift 2 ;;
       --dir) cc_dir=$2; shift 2 ;;
       --when) cc_when=$2; shift 2 ;;
@@ -145,7 +159,8 @@ cicompile_step() {
     return 0
   fi
   cc_rc=0
-  (cd "$cc_dir" && exec env "$@" $cc_shell "$cc_file") </dev/null || cc_rc=$?
+  (cd "$cc_dir" && cicompile_watch "$cc_timeout" "$cc_reruns" "$cc_delay" \
+    env "$@" $cc_shell "$cc_file") </dev/null || cc_rc=$?
   rm -f "$cc_file"
   if [ "$cc_rc" != 0 ]; then
     printf 'cicompile: step failed (exit code %s): %s\n' "$cc_rc" "$cc_name" >&2
@@ -472,6 +487,14 @@ class _JobEmitter:
             out["resource_group"] = self.resource_group(self.node.serial_group)
         if not any(isinstance(s, ir.Checkout) for s in job.steps):
             out["variables"] = {"GIT_STRATEGY": "none"}
+        self.remote_docker(job, out)
+        if self.wf.max_auto_reruns:
+            out["retry"] = min(self.wf.max_auto_reruns, 2)
+            if self.wf.max_auto_reruns > 2:
+                self.ctx.diags.warning(
+                    "workflow-reruns",
+                    f"`max_auto_reruns: {self.wf.max_auto_reruns}`: GitLab retries a failed job"
+                    " at most twice (`retry: 2`)", self.wf.span)
         if job.parallelism > 1:
             out["parallel"] = job.parallelism
         script = [self.job_environment(job)]
@@ -563,6 +586,27 @@ class _JobEmitter:
             svc["docker"] = {"user": img.user}
         return svc
 
+    def remote_docker(self, job: ir.Job, out: dict[str, Any]) -> None:
+        """`setup_remote_docker`: a Docker-in-Docker service the job reaches over TLS."""
+        step = next((s for s in job.steps if isinstance(s, ir.SetupRemoteDocker)), None)
+        if step is None:
+            return
+        remote_docker_notes(self.ctx, step, f"the job uses a `{dind_image(step)}` service",
+                            versioned=True)
+        out.setdefault("services", []).append({"name": dind_image(step), "alias": "docker"})
+        out.setdefault("variables", {}).update({
+            "DOCKER_HOST": "tcp://docker:2376",
+            "DOCKER_TLS_CERTDIR": "/certs",
+            "DOCKER_TLS_VERIFY": "1",
+            "DOCKER_CERT_PATH": "/certs/client",
+        })
+        self.ctx.diags.note(
+            "remote-docker-runner",
+            f"job {self.node.name!r} runs Docker in a `docker:dind` service: its runner must"
+            " use the Docker executor with `privileged = true` and share `/certs/client`"
+            " (`volumes = [\"/certs/client\"]` in the runner's config.toml)",
+            step.span)
+
     def job_environment(self, job: ir.Job) -> str:
         lines = [
             "# CircleCI job environment",
@@ -595,8 +639,10 @@ class _JobEmitter:
         shell: str | None = None,
         background: bool = False,
         env: ir.Env = (),
+        watch: tuple[int, int, int] = (0, 0, 0),
     ) -> str:
-        """One `script` entry: the driver call with the step text in a quoted heredoc."""
+        """One `script` entry: the driver call with the step text in a quoted heredoc.
+        `watch`: the no-output timeout, reruns and rerun delay (0: none)."""
         args = ["cicompile_step"]
         if name is not None and not _names_first_line(name, text):
             args += ["--name", sh_quote(_one_line(name))]
@@ -608,6 +654,9 @@ class _JobEmitter:
             args += ["--shell", sh_quote(shell)]
         if background:
             args.append("--background")
+        for flag, value in zip(("--timeout", "--reruns", "--delay"), watch, strict=True):
+            if value:
+                args += [flag, str(value)]
         args += [sh_quote(f"{k}={v}") for k, v in env]
         body = text if text.endswith("\n") else text + "\n"
         delim = heredoc_delimiter(body)
@@ -617,13 +666,8 @@ class _JobEmitter:
         wd = job.working_directory
         match step:
             case ir.Run():
-                if step.no_output_timeout:
-                    self.ctx.diags.warning(
-                        "approximated-timeout",
-                        "`no_output_timeout` has no GitLab equivalent; the step has only the"
-                        " job's overall timeout",
-                        step.span,
-                    )
+                watch = (0, 0, 0) if step.background else (
+                    step_timeout(step), step.max_auto_reruns, step.auto_rerun_delay)
                 return self.call(
                     step.name,
                     step.command,
@@ -634,6 +678,7 @@ class _JobEmitter:
                     shell=step.shell or job.shell,
                     background=step.background,
                     env=step.environment,
+                    watch=watch,
                 )
             case ir.Checkout():
                 return self.call("Checkout code", self.checkout(wd, step))
@@ -685,9 +730,24 @@ class _JobEmitter:
                                  self.copy_in(src, dest), when=ir.StepWhen.ALWAYS)
             case ir.SaveCache() | ir.RestoreCache():
                 return self.cache(job, step)
+            case ir.SetupRemoteDocker():
+                # The dind service (build) may still be starting: wait for it a little.
+                return self.call("Setup a remote Docker engine", docker_check_script(30))
+            case ir.AddSshKeys():
+                pairs = ssh_key_secrets(step)
+                self.ctx.diags.note(
+                    "ssh-key-secrets",
+                    "add_ssh_keys: create the CI/CD variable(s) "
+                    + ", ".join(f"`{name}`" for _, name in pairs)
+                    + " of type File, each holding a private key"
+                    + (f" ({', '.join(step.fingerprints)})" if step.fingerprints else ""),
+                    step.span)
+                script = ssh_agent_script([(f, name, f"the CI/CD variable {name}")
+                                           for f, name in pairs])
+                # Later steps find the agent through the job shell's environment.
+                return ('export SSH_AUTH_SOCK="${TMPDIR:-/tmp}/cicompile-ssh-agent-'
+                        '${CI_JOB_ID:-0}.sock"\n' + self.call("Add SSH keys", script))
             case ir.Unsupported():
-                if step.name in ("setup_remote_docker", "add_ssh_keys"):
-                    return self.call(step.name, f"echo {sh_quote('cicompile: ' + step.reason)}")
                 msg = sh_quote("cicompile: " + step.reason)
                 return self.call(step.name, f"echo {msg} >&2\nexit 1")
         raise AssertionError(step)
@@ -806,7 +866,7 @@ class GitLabTarget(Target):
     def emit(self, pipeline: ir.Pipeline, ctx: EmitContext) -> dict[str, str]:
         names = gitlab_job_names(pipeline)
         ids = unique_ids(list(names.values()))
-        before = [STEP_DRIVER, *_cache_library(pipeline, ctx)]
+        before = [watchdog_functions() + STEP_DRIVER, *_cache_library(pipeline, ctx)]
         doc: dict[str, Any] = {"default": {"before_script": before}}
         for wf in pipeline.workflows:
             _schedule_notes(wf, ctx)

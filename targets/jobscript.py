@@ -35,6 +35,7 @@ from cicompile.targets.cachekey import (
     cache_step_lines,
     cache_store_functions,
 )
+from cicompile.targets.hoststeps import remote_docker_notes
 from cicompile.targets.refmatch import (
     BASH_REF_FUNCTIONS,
     bash_condition,
@@ -42,6 +43,7 @@ from cicompile.targets.refmatch import (
 )
 from cicompile.targets.services import report_local_services
 from cicompile.targets.shim import install_script, needs_shim
+from cicompile.targets.watchdog import watchdog_functions
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 # ---- quoting and the jinja environment -----------------------------------------------------
@@ -105,7 +107,7 @@ ENV = make_environment()
 
 @dataclass(frozen=True, slots=True)
 class StepView:
-    kind: str  # run | checkout | persist | attach | store | cache | notice | fail
+    kind: str  # run | checkout | persist | attach | store | cache | docker | ssh | notice | fail
     when: str  # on_success | on_fail | always
     title: str
     command: str = ""
@@ -160,6 +162,7 @@ class WorkflowView:
     name: str
     nodes: tuple[NodeView, ...] = ()
     trigger: str = "push"  # push | schedule (runs only when CICOMPILE_TRIGGER=schedule)
+    reruns: int = 0  # the workflow's max_auto_reruns: a failed job runs again up to this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +286,8 @@ class _Builder:
                 )
             trigger = "schedule" if wf.schedules else "push"
             workflows.append(
-                WorkflowView(id=wid, name=wf.name, nodes=tuple(nodes), trigger=trigger)
+                WorkflowView(id=wid, name=wf.name, nodes=tuple(nodes), trigger=trigger,
+                             reruns=wf.max_auto_reruns)
             )
         return ScriptModel(source=self.pipeline.source, workflows=tuple(workflows))
 
@@ -333,6 +337,12 @@ class _Builder:
                 options += [("--env", f"{k}={v}") for k, v in step.environment]
                 if step.background:
                     options.append(("--background", None))
+                elif step.no_output_timeout is not None:
+                    options.append(("--timeout", str(step.no_output_timeout)))
+                if step.max_auto_reruns and not step.background:
+                    options.append(("--reruns", str(step.max_auto_reruns)))
+                    if step.auto_rerun_delay:
+                        options.append(("--delay", str(step.auto_rerun_delay)))
                 inline = bool(MAKE_HAZARD.search(step.command) or _CONTROL.search(
                     step.command.replace("\n", "")
                 ))
@@ -387,14 +397,15 @@ class _Builder:
                 )
             case ir.SaveCache() | ir.RestoreCache():
                 return _cache_view(job, step)
+            case ir.SetupRemoteDocker():
+                # The host's engine stands in for the remote one: it must be there at run time.
+                remote_docker_notes(self.ctx, step, "the job uses this host's Docker engine")
+                return StepView(kind="docker", when="on_success",
+                                title="Setup a remote Docker engine", message=step.version or "")
+            case ir.AddSshKeys():
+                return StepView(kind="ssh", when="on_success", title="Add SSH keys",
+                                paths=step.fingerprints)
             case ir.Unsupported():
-                if step.name in ("setup_remote_docker", "add_ssh_keys"):
-                    return StepView(
-                        kind="notice",
-                        when="on_success",
-                        title=step.name,
-                        message=f"{step.name} has no effect when running locally; skipped",
-                    )
                 return StepView(
                     kind="fail", when="on_success", title=step.name, message=step.reason
                 )
@@ -434,6 +445,7 @@ def render_runtime(model: ScriptModel) -> str:
         cache_functions=CHECKSUM_FUNCTION + "\n\n" + cache_store_functions() if caches else "",
         workflows=model.workflows,
         shim=install_script('"$1"') if shim else "",
+        watchdog=watchdog_functions().rstrip("\n"),
     )
     return text.rstrip("\n")
 

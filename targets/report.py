@@ -116,7 +116,7 @@ def describe_branches(f: ir.RefFilter) -> str:
 # Diagnostics that are work for the user (listed as tasks, not as findings). A setup config's
 # continuation must be compiled and wired by hand.
 TASK_CODES = frozenset({"approval-environment", "gitlab-schedule", "setup-config",
-                        "registry-auth"})
+                        "registry-auth", "ssh-key-secrets", "remote-docker-runner"})
 
 
 def _runner_rows(runners: Sequence[Any], target: str) -> list[RunnerRow]:

@@ -486,7 +486,6 @@ jobs:
   remote:
     docker: [{image: cimg/base:stable}]
     steps:
-      - setup_remote_docker
       - run: echo still running
   orb:
     docker: [{image: cimg/base:stable}]

@@ -6,6 +6,7 @@ on. Structure follows the configuration reference (semantics §1–§5).
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Callable
@@ -295,10 +296,16 @@ def _run_step(r: _Reader, body: YNode, span: Span) -> ir.Step | None:
     if cmd is None:
         return None
     background = r.boolean(m.get("background"), "`background`") or False
-    for key in ("max_auto_reruns", "auto_rerun_delay"):
-        if key in m:
-            r.diags.warning("unsupported-feature", f"`{key}` is not translated yet; the step runs"
-                            " once", m.key(key).span if m.key(key) else span)  # type: ignore[union-attr]
+    reruns = _auto_reruns(r, m.get("max_auto_reruns"))
+    delay_node = m.get("auto_rerun_delay")
+    delay = _duration(r, delay_node, "`auto_rerun_delay`") or 0
+    if delay_node is not None and not reruns:
+        r.diags.error("invalid-value", "`auto_rerun_delay` needs `max_auto_reruns`",
+                      delay_node.span)
+    if delay > MAX_RERUN_DELAY and delay_node is not None:
+        r.diags.error("invalid-value", "`auto_rerun_delay` is at most 10 minutes",
+                      delay_node.span)
+        delay = MAX_RERUN_DELAY
     return ir.Run(
         command=cmd,
         name=r.string(m.get("name"), "`name`") or _default_step_name(cmd),
@@ -307,9 +314,48 @@ def _run_step(r: _Reader, body: YNode, span: Span) -> ir.Step | None:
         working_directory=r.string(m.get("working_directory"), "`working_directory`"),
         background=background,
         when=_when(r, m.get("when")),
-        no_output_timeout=r.string(m.get("no_output_timeout"), "`no_output_timeout`"),
+        no_output_timeout=_duration(r, m.get("no_output_timeout"), "`no_output_timeout`"),
+        max_auto_reruns=reruns,
+        auto_rerun_delay=delay,
         span=span,
     )
+
+
+# A Go duration as CircleCI reads it (`10m`, `1.25h`, `1h30m`, `90s`; semantics §3.1).
+_DURATION = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+MAX_RERUN_DELAY = 600
+
+
+def _duration(r: _Reader, node: YNode | None, what: str) -> int | None:
+    """Whole seconds (rounded up, at least 1); None when absent or invalid (reported)."""
+    if node is None:
+        return None
+    text = node.text.strip() if isinstance(node, YScalar) else ""
+    if isinstance(node, YScalar) and re.fullmatch(f"(?:{_DURATION.pattern})+", text):
+        total = 0.0
+        for part in _DURATION.findall(text):
+            unit = part.lstrip("0123456789.")
+            total += float(part[: len(part) - len(unit)]) * _UNIT_SECONDS[unit]
+        return max(1, math.ceil(total - 1e-9))
+    if isinstance(node, YScalar) and isinstance(node.value, int) and node.value > 0:
+        r.diags.warning("invalid-duration", f"{what} is a number without a unit; read as"
+                        f" {node.value} seconds (write e.g. {node.value}s)", node.span)
+        return int(node.value)
+    r.diags.warning("invalid-duration", f"{what} must be a duration such as 30s, 10m or 1h30m,"
+                    f" not {text or _type_name(node)!r}; ignored", node.span)
+    return None
+
+
+def _auto_reruns(r: _Reader, node: YNode | None) -> int:
+    count = r.integer(node, "`max_auto_reruns`")
+    if count is None:
+        return 0
+    if not 1 <= count <= 5:
+        assert node is not None
+        r.diags.error("invalid-value", "`max_auto_reruns` must be between 1 and 5", node.span)
+        return max(0, min(count, 5))
+    return count
 
 
 def _default_step_name(cmd: str) -> str:
@@ -344,6 +390,20 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
     if name == "checkout":
         path = r.string(m.get("path"), "`path`") if m else None
         return ir.Checkout(path=path, span=span)
+    if name == "setup_remote_docker":
+        if m is not None:
+            r.unknown_keys(m, {"version", "docker_layer_caching", "prefer_same_region", "name"},
+                           "`setup_remote_docker`")
+        version = m.get("version") if m else None
+        dlc = r.boolean(m.get("docker_layer_caching"), "`docker_layer_caching`") if m else None
+        return ir.SetupRemoteDocker(
+            version=version.text if isinstance(version, YScalar) else None,
+            docker_layer_caching=bool(dlc), span=span)
+    if name == "add_ssh_keys":
+        if m is not None:
+            r.unknown_keys(m, {"fingerprints", "name"}, "`add_ssh_keys`")
+        prints = r.strings(m.get("fingerprints"), "`fingerprints`") if m else None
+        return ir.AddSshKeys(fingerprints=tuple(dict.fromkeys(prints or ())), span=span)
     if name == "persist_to_workspace":
         if m is None:
             r.diags.error("missing-key", "`persist_to_workspace` needs `root` and `paths`", span)
@@ -400,11 +460,10 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
         r.diags.warning("unsupported-orb", reason, span)
         return ir.Unsupported(name=name, reason=reason, span=span)
     known = {"save_cache", "restore_cache", "store_artifacts", "store_test_results",
-             "setup_remote_docker", "add_ssh_keys", "when", "unless"}
+             "when", "unless"}
     reason = (f"the `{name}` step is not translated yet" if name in known
               else f"unknown step `{name}`")
-    r.diags.warning("unsupported-step", reason + "; it becomes a failing placeholder" if name
-                    not in ("setup_remote_docker", "add_ssh_keys") else reason + "; skipped", span)
+    r.diags.warning("unsupported-step", reason + "; it becomes a failing placeholder", span)
     return ir.Unsupported(name=name, reason=reason, span=span)
 
 
@@ -655,6 +714,7 @@ def _workflow(
             requires=requires, require_statuses=require_statuses, filters=filters,
             context=context, serial_group=serial_group, span=span))
     return ir.Workflow(name=name, nodes=tuple(nodes), schedules=schedules,
+                       max_auto_reruns=_auto_reruns(r, m.get("max_auto_reruns")),
                        span=m.key("jobs").span  # type: ignore[union-attr]
                        if m.key("jobs") else m.span)
 
