@@ -1,4 +1,4 @@
-"""Generate a CircleCI config with N jobs and dense `requires` (each job needs up to 5 earlier ones)."""
+"""Generate a CircleCI config with N jobs and dense `requires` (each needs up to 5 earlier ones)."""
 
 from __future__ import annotations
 

@@ -96,5 +96,6 @@ class MakeTarget(Target):
             runtime=runtime,
             nodes=nodes,
             workflows=workflows,
+            serial_groups=any(n.serial_group for n in model.nodes),
         )
         return {"Makefile": text}

@@ -30,5 +30,6 @@ class ShellTarget(Target):
             workflows=model.workflows,
             runtime=render_runtime(model),
             nodes=[render_node(n) for n in model.nodes],
+            serial_groups=any(n.serial_group for n in model.nodes),
         )
         return {"ci.sh": text}
