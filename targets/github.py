@@ -33,6 +33,13 @@ from cicompile.targets.base import (
     unique_ids,
 )
 from cicompile.targets.cachekey import CHECKSUM_FUNCTION, cache_key_lines, needs_checksum
+from cicompile.targets.hoststeps import (
+    DOCKER_SOCKET,
+    docker_check_script,
+    remote_docker_notes,
+    ssh_agent_script,
+    ssh_key_secrets,
+)
 from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, bash_condition
 from cicompile.targets.runners import LINUX, MACOS, Placement, github_shell, job_placement
 from cicompile.targets.services import (
@@ -44,6 +51,12 @@ from cicompile.targets.services import (
     services,
 )
 from cicompile.targets.shim import install_script, may_halt, needs_shim
+from cicompile.targets.watchdog import (
+    WATCH_COMMAND,
+    install_watch_command,
+    needs_watch_command,
+    step_timeout,
+)
 from cicompile.targets.yamldump import dump_yaml
 
 CHECKOUT = "actions/checkout@v5"
@@ -56,6 +69,7 @@ PROJECT = "~/project"
 WS_DIR = "cicompile-workspace"
 NODE_AXIS = "circleci_node_index"  # the matrix axis of a parallel job (0-based, as CircleCI)
 SHIM_DIR = "$RUNNER_TEMP/cicompile-bin"
+_NO_WATCH = {"pwsh", "powershell", "cmd"}  # GitHub shells a custom `{0}` shell cannot wrap
 HALTED = "env.CICOMPILE_HALTED != 'true'"  # set in $GITHUB_ENV by `circleci-agent step halt`
 
 # CircleCI's built-in variables that are the same for every job of a run.
@@ -244,6 +258,9 @@ class _JobEmitter:
                 job, rewrites = rewrite_localhost(job)
                 report_services(self.ctx.diags, job, svcs, rewrites, "GitHub")
                 out["container"] = self.image(job.executor.images[0])
+                if any(isinstance(s, ir.SetupRemoteDocker) for s in job.steps):
+                    # The runner mounts no Docker socket into a job container: add the host's.
+                    out["container"]["volumes"] = [f"{DOCKER_SOCKET}:{DOCKER_SOCKET}"]
             else:
                 # Steps run on the VM: the primary image's environment is the job's.
                 job = dataclasses.replace(
@@ -436,6 +453,12 @@ class _JobEmitter:
                 "name": "Install the circleci CLI shim",
                 "run": install_script(f'"{SHIM_DIR}"') + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
             })
+        if any(isinstance(s, ir.Run) and self.watched(job, s, warn=False) for s in job.steps):
+            steps.append({
+                "name": "Install the step watchdog (no_output_timeout, max_auto_reruns)",
+                "run": install_watch_command(f'"{SHIM_DIR}"')
+                + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
+            })
         first = len(steps)
         for step in job.steps:
             steps.extend(self.step(job, step))
@@ -468,14 +491,33 @@ class _JobEmitter:
         if step.environment:
             out["env"] = {k: literal(v) for k, v in step.environment}
         out["run"] = prefix + command
-        if step.no_output_timeout:
+        if self.watched(job, step):
+            # The watchdog runs the step's own shell on the script file GitHub wrote ({0}).
+            macos = job.executor.kind is ir.ExecutorKind.MACOS and not job.shell
+            inner = out.get("shell") or (
+                "bash --login -eo pipefail {0}" if macos
+                else "bash --noprofile --norc -eo pipefail {0}")
+            out["shell"] = (f"{WATCH_COMMAND} {step_timeout(step)} {step.max_auto_reruns}"
+                            f" {step.auto_rerun_delay} {inner}")
+        return out
+
+    def watched(self, job: ir.Job, step: ir.Run, *, warn: bool = True) -> bool:
+        """Whether the step runs under `cicompile-watch`: it sets `no_output_timeout` or
+        `max_auto_reruns`, and its shell takes a script path (GitHub runs PowerShell and cmd
+        with command lines of its own, and Windows has no POSIX sh)."""
+        if not needs_watch_command(step):
+            return False
+        windows = job.executor.kind is ir.ExecutorKind.WINDOWS
+        if windows or (step.shell or job.shell or "").split(" ")[0] in _NO_WATCH:
+            if not warn:
+                return False
             self.ctx.diags.warning(
                 "approximated-timeout",
-                "`no_output_timeout` has no GitHub equivalent; the step has only the job's"
-                " overall timeout",
-                step.span,
-            )
-        return out
+                "`no_output_timeout` and `max_auto_reruns` are not enforced for PowerShell, cmd"
+                " or Windows steps on GitHub; the step has only the job's overall timeout",
+                step.span)
+            return False
+        return True
 
     def step(self, job: ir.Job, step: ir.Step) -> list[dict[str, Any]]:
         wd = job.working_directory
@@ -549,13 +591,36 @@ class _JobEmitter:
                 ]
             case ir.SaveCache() | ir.RestoreCache():
                 return self.cache(job, step)
+            case ir.SetupRemoteDocker():
+                remote_docker_notes(self.ctx, step, "GitHub jobs use the runner's Docker engine")
+                return [{"name": "Setup a remote Docker engine", "run": docker_check_script(10)}]
+            case ir.AddSshKeys():
+                return [self.ssh_keys(step)]
             case ir.Unsupported():
-                if step.name in ("setup_remote_docker", "add_ssh_keys"):
-                    return [{"name": step.name, "run": f"echo {sh_quote(literal(step.reason))}"}]
                 msg = sh_quote("cicompile: " + literal(step.reason))
                 return [{"name": f"{literal(step.name)} (placeholder)",
                          "run": f"echo {msg} >&2\nexit 1"}]
         raise AssertionError(step)
+
+    def ssh_keys(self, step: ir.AddSshKeys) -> dict[str, Any]:
+        """An ssh-agent for the rest of the job, fed from secrets named after the keys."""
+        pairs = ssh_key_secrets(step)
+        env = {f"CICOMPILE_SSH_KEY_{i}": f"${{{{ secrets.{name} }}}}"
+               for i, (_, name) in enumerate(pairs)}
+        script = ssh_agent_script([(f, f"CICOMPILE_SSH_KEY_{i}", f"the secret {name}")
+                                   for i, (f, name) in enumerate(pairs)])
+        self.ctx.diags.note(
+            "ssh-key-secrets",
+            "add_ssh_keys: create the repository secret(s) "
+            + ", ".join(f"`{name}`" + (f" (the private key of {f})" if f else
+                                       " (the project's deploy key)") for f, name in pairs),
+            step.span)
+        return {
+            "name": "Add SSH keys",
+            "env": env,
+            "run": 'export SSH_AUTH_SOCK="$RUNNER_TEMP/cicompile-ssh-agent.sock"\n' + script
+            + 'echo "SSH_AUTH_SOCK=$SSH_AUTH_SOCK" >> "$GITHUB_ENV"\n',
+        }
 
     def cache(self, job: ir.Job, step: ir.SaveCache | ir.RestoreCache) -> list[dict[str, Any]]:
         sid = f"cache-{job.steps.index(step)}"
@@ -725,6 +790,12 @@ class GitHubTarget(Target):
             push["branches"] = ["**"]
         if on_tag:
             push["tags"] = ["**"]
+        if wf.max_auto_reruns:
+            ctx.diags.warning(
+                "workflow-reruns",
+                f"`max_auto_reruns: {wf.max_auto_reruns}`: GitHub Actions has no automatic"
+                " job retry; rerun failed jobs by hand (Re-run failed jobs, or"
+                " `gh run rerun RUN_ID --failed`)", wf.span)
         jobs: dict[str, Any] = {}
         if gated:
             jobs[GATE] = _gate_job(wf, ids)
