@@ -41,7 +41,7 @@ from cicompile.targets.refmatch import (
     bash_condition,
     unsupported_regex_features,
 )
-from cicompile.targets.services import report_local_services
+from cicompile.targets.services import local_services, report_local_services
 from cicompile.targets.shim import install_script, needs_shim
 from cicompile.targets.watchdog import watchdog_functions
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -132,6 +132,8 @@ class JobView:
     steps: tuple[StepView, ...]
     parallelism: int = 1
     shim: bool = False  # install the `circleci` shim on the job's PATH
+    # Secondary docker images: (host, `docker run` arguments...), started by cc_service.
+    services: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +314,7 @@ class _Builder:
             steps=steps,
             parallelism=job.parallelism,
             shim=needs_shim(job),
+            services=local_services(job),
         )
 
     def layer_names(

@@ -329,31 +329,39 @@ def secret_reference(value: str) -> tuple[str, str | None]:
     return value, None
 
 
-def report_local_services(diags: Diagnostics, job: ir.Job) -> None:
-    """make/shell run jobs on this host and start no containers: say how to start services."""
+def docker_run_args(svc: Service) -> tuple[str, ...]:
+    """What follows `docker run -d --network host` to start a service as CircleCI would."""
+    img = svc.image
+    words: list[str] = []
+    for k, v in img.environment:
+        words += ["-e", f"{k}={v}"]
+    if img.entrypoint:
+        words += ["--entrypoint", img.entrypoint[0]]
+    if img.user:
+        words += ["--user", img.user]
+    return (*words, img.image, *img.entrypoint[1:], *img.command)
+
+
+def local_services(job: ir.Job) -> tuple[tuple[str, ...], ...]:
+    """make/shell: each service as (host, docker run arguments...)."""
     if job.executor.kind is not ir.ExecutorKind.DOCKER:
-        return
-    svcs = services(job.executor)
+        return ()
+    return tuple((s.host, *docker_run_args(s)) for s in services(job.executor))
+
+
+def report_local_services(diags: Diagnostics, job: ir.Job) -> None:
+    """make/shell run jobs on this host: services start only with CICOMPILE_SERVICES=1."""
+    svcs = services(job.executor) if job.executor.kind is ir.ExecutorKind.DOCKER else []
     if not svcs:
         return
-    commands = []
-    for s in svcs:
-        img = s.image
-        # `--network host` gives what CircleCI gives: the service listens on localhost.
-        words = ["docker", "run", "-d", "--rm", "--name", s.host, "--network", "host"]
-        for k, v in img.environment:
-            words += ["-e", f"{k}={v}"]
-        entrypoint = list(img.entrypoint)
-        if entrypoint:
-            words += ["--entrypoint", entrypoint[0]]
-        if img.user:
-            words += ["--user", img.user]
-        words += [img.image, *entrypoint[1:], *img.command]
-        commands.append(shlex.join(words))
+    # `--network host` gives what CircleCI gives: the service listens on localhost.
+    commands = [shlex.join(["docker", "run", "-d", "--rm", "--name", s.host, "--network", "host",
+                            *docker_run_args(s)]) for s in svcs]
     diags.warning(
         "local-services",
-        f"job {job.name!r}: the make and shell targets run jobs on this host and do not start"
-        " its service containers; start them first, listening on localhost as on CircleCI: "
+        f"job {job.name!r}: the make and shell targets run jobs on this host and start its"
+        " service containers only with CICOMPILE_SERVICES=1 (with docker, on the host network,"
+        " so they listen on localhost as on CircleCI); otherwise start them first: "
         + "; ".join(f"`{c}`" for c in commands),
         svcs[0].image.span,
     )

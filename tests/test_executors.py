@@ -514,3 +514,80 @@ workflows:
     [err] = [d for d in bad.diagnostics if d.severity == "error"]
     assert err.code == "invalid-value" and "cannot be split" in err.message
     assert (err.span.line, err.span.col) == (10, 18)  # type: ignore[union-attr]
+
+
+# ---- make/shell: CICOMPILE_SERVICES=1 starts services with docker --------------------------
+
+LOCAL_SERVICES = """\
+version: 2.1
+jobs:
+  db-test:
+    docker:
+      - image: cimg/base:stable
+      - image: cimg/postgres:16.2
+        environment: {POSTGRES_USER: app}
+      - image: acme/s3:1
+        name: s3
+        entrypoint: [/bin/fake-s3, --quiet]
+        command: --root /data
+    steps:
+      - run: echo "step ran" >> "$DOCKER_LOG"
+workflows:
+  wf:
+    jobs: [db-test]
+"""
+
+
+def _fake_docker(tmp_path: Path, fail_run: bool = False) -> tuple[dict[str, str], Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "docker.log"
+    script = bin_dir / "docker"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "docker $*" >> "{log}"\n'
+        + ('[ "$1" = run ] && exit 1\n' if fail_run else "")
+        + '[ "$1" = run ] && echo 0123456789ab\nexit 0\n'
+    )
+    script.chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}", "DOCKER_LOG": str(log)}, log
+
+
+@pytest.mark.parametrize("target", ["make", "shell"])
+def test_local_services_start_with_docker_when_asked(target: str, tmp_path: Path) -> None:
+    from tests.local_helpers import project
+    from tests.local_helpers import run as run_local
+
+    src = project(tmp_path, LOCAL_SERVICES, target)
+    env, log = _fake_docker(tmp_path)
+    r = run_local(target, src, {**env, "CICOMPILE_SERVICES": "1"})
+    assert r.returncode == 0, r.output
+    lines = log.read_text().splitlines()
+    assert len(lines) == 4, lines
+    pg, s3, step, rm = lines
+    assert re.fullmatch(r"docker run -d --rm --name cicompile-\d+-db-test-postgres --network host"
+                        r" -e POSTGRES_USER=app cimg/postgres:16.2", pg), pg
+    assert re.fullmatch(r"docker run -d --rm --name cicompile-\d+-db-test-s3 --network host"
+                        r" --entrypoint /bin/fake-s3 acme/s3:1 --quiet --root /data", s3), s3
+    assert step == "step ran"  # the steps run once the services are up, before they stop
+    names = re.findall(r"--name (\S+)", pg + " " + s3)
+    assert rm == "docker rm -f " + " ".join(names)
+
+
+@pytest.mark.parametrize("target", ["make", "shell"])
+def test_local_services_are_skipped_or_fail_the_job(target: str, tmp_path: Path) -> None:
+    from tests.local_helpers import failed_exit, project
+    from tests.local_helpers import run as run_local
+
+    src = project(tmp_path, LOCAL_SERVICES, target)
+    env, log = _fake_docker(tmp_path, fail_run=True)
+    r = run_local(target, src, env)  # not asked: no docker, the job runs without them
+    assert r.returncode == 0, r.output
+    assert "service postgres is not started (CICOMPILE_SERVICES=1" in r.output
+    assert log.read_text().splitlines() == ["step ran"]
+    log.unlink()
+    r = run_local(target, src, {**env, "CICOMPILE_SERVICES": "1"})  # asked, docker fails
+    assert r.returncode == failed_exit(target), r.output
+    assert "cannot start service postgres: docker run failed" in r.output
+    assert r.status("db-test") == "failed"
+    assert "step ran" not in log.read_text()

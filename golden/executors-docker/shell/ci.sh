@@ -537,13 +537,42 @@ cc_job() {
   CC_JOB_DIR=$CC_RUN/jobs/${CC_NODE_WF[$CC_KEY]}/${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+@$CC_SHARD}
   CC_HOME=$CC_JOB_DIR/home
   CC_FAILED=0 CC_STEP=0 CC_STEP_NAME=''
-  CC_BG_PIDS=()
+  CC_BG_PIDS=() CC_SERVICES=()
   shopt -s dotglob
-  trap 'cc_kill_background; exit 143' TERM
-  trap 'cc_kill_background; exit 130' INT
+  trap 'cc_kill_background; cc_stop_services; exit 143' TERM
+  trap 'cc_kill_background; cc_stop_services; exit 130' INT
   "cc_job_$CC_KEY"
   cc_kill_background
+  cc_stop_services
   return "$CC_FAILED"
+}
+
+# cc_service HOST DOCKER-RUN-ARGS...: a secondary image of the job. On CircleCI it runs beside
+# the steps, on localhost; with CICOMPILE_SERVICES=1 it runs in docker on the host network (so
+# on localhost too) until the job ends. Otherwise the job runs without it, as it was told.
+cc_service() {
+  local host=$1 name
+  shift
+  if [[ ${CICOMPILE_SERVICES-} != 1 ]]; then
+    printf 'cicompile: service %s is not started (CICOMPILE_SERVICES=1 starts it with docker)\n' "$host"
+    return 0
+  fi
+  name=cicompile-$$-${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+-$CC_SHARD}-$host
+  name=${name//[^A-Za-z0-9_.-]/_}
+  printf 'cicompile: starting service %s (docker container %s)\n' "$host" "$name"
+  if ! docker run -d --rm --name "$name" --network host "$@" >/dev/null; then
+    printf 'cicompile: cannot start service %s: docker run failed\n' "$host"
+    cc_stop_services
+    exit 1
+  fi
+  CC_SERVICES+=("$name")
+}
+
+cc_stop_services() {
+  if ((${#CC_SERVICES[@]})); then
+    docker rm -f "${CC_SERVICES[@]}" >/dev/null 2>&1 || true
+    CC_SERVICES=()
+  fi
 }
 
 # A CircleCI path: `~` is the job's HOME, relative paths are relative to it.
@@ -1062,6 +1091,9 @@ cc_exists_main__integration() {
 # shellcheck disable=SC2016,SC2088 # config values are literal; cc_path maps a leading ~ to the job's HOME
 cc_job_main__integration() {
   cc_job_setup --workdir '~/project' --env RAILS_ENV=test --env DATABASE_URL=postgres://app:secret@localhost/app_test --env REDIS_URL=redis://127.0.0.1:6379/1 --env PGHOST=localhost --env MYSQL_HOST=127.0.0.1
+  cc_service postgres -e POSTGRES_USER=app -e POSTGRES_PASSWORD=secret cimg/postgres:16.2
+  cc_service cache redis:7.2
+  cc_service mysql -e MYSQL_ROOT_PASSWORD=pass -e MYSQL_TCP_PORT=3307 mysql:8.0 --default-authentication-plugin=mysql_native_password
   if cc_begin on_success 'Checkout code'; then
     cc_checkout '~/project'
     cc_end $?
@@ -1093,6 +1125,8 @@ cc_exists_main__custom_service() {
 # shellcheck disable=SC2016,SC2088 # config values are literal; cc_path maps a leading ~ to the job's HOME
 cc_job_main__custom_service() {
   cc_job_setup --workdir '~/project'
+  cc_service s3 --entrypoint /bin/fake-s3 --user 1000 acme/fake-s3:1 --port 4569 --root /data
+  cc_service localstack localstack/localstack:3
   if cc_begin on_success 'curl -sf http://localhost:4566/_localstack/health'; then
     cc_run --dir '~/project' <<'CICOMPILE_EOF'
 curl -sf http://localhost:4566/_localstack/health

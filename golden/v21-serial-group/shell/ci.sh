@@ -51,7 +51,7 @@ fi
 declare -a CC_WFS=() CC_KEYS=()
 declare -A CC_WF_NAME=() CC_WF_NODES=() CC_NODE_WF=() CC_NODE_ID=() CC_NODE_KIND=()
 declare -A CC_NODE_NAME=() CC_NODE_NEEDS=() CC_NODE_NUM=() CC_WORKFLOW_ID=() CC_RUNNING=()
-declare -A CC_NODE_PAR=() CC_WF_TRIGGER=() CC_NODE_SERIAL=()
+declare -A CC_NODE_PAR=() CC_WF_TRIGGER=() CC_WF_RERUNS=() CC_NODE_SERIAL=()
 CC_RUN='' CC_SOURCE='' CC_REF_KIND='' CC_REF_NAME='' CC_BRANCH='' CC_TAG='' CC_SHA=''
 CC_PIPELINE_ID='' CC_REPO_URL='' CC_REPO_OWNER='' CC_REPO_NAME=''
 CICOMPILE_REF_KIND='' CICOMPILE_REF_NAME='' CC_TRIGGER=push CC_CACHE=''
@@ -72,6 +72,7 @@ cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
   CC_WF_TRIGGER[$1]=$3
+  CC_WF_RERUNS[$1]=${4:-0} # max_auto_reruns
   CC_WF_NODES[$1]=''
 }
 
@@ -104,6 +105,102 @@ cc_serial() {
 cc_is() { [[ $CICOMPILE_REF_KIND == "$1" ]]; }
 cc_eq() { [[ $CICOMPILE_REF_KIND == "$1" && $CICOMPILE_REF_NAME == "$2" ]]; }
 cc_re() { [[ $CICOMPILE_REF_KIND == "$1" && $CICOMPILE_REF_NAME =~ ^($2)$ ]]; }
+
+# cicompile_watch TIMEOUT RERUNS DELAY COMMAND [ARG...]: CircleCI's `no_output_timeout` and
+# `max_auto_reruns` for one `run` step (semantics §3.1). COMMAND runs with stdin from
+# /dev/null and its stdout and stderr merged; when it prints nothing for TIMEOUT seconds (0:
+# never) it is killed with everything it started and the step fails. A failed step runs again
+# up to RERUNS times, DELAY seconds apart. POSIX sh: GitLab may run it with sh, the make and
+# shell targets and GitHub with bash; it also works under `set -e` (GitLab's bash). No line
+# ends with a backslash (the Makefile carries this text).
+cicompile_watch() {
+  cw_timeout=$1 cw_reruns=$2 cw_delay=$3
+  shift 3
+  cw_try=0
+  while :; do
+    cw_rc=0
+    if [ "$cw_timeout" -gt 0 ]; then
+      cicompile_watch_once "$cw_timeout" "$@" || cw_rc=$?
+    else
+      "$@" </dev/null || cw_rc=$?
+    fi
+    if [ "$cw_rc" = 0 ] || [ "$cw_try" -ge "$cw_reruns" ]; then
+      return "$cw_rc"
+    fi
+    cw_try=$((cw_try + 1))
+    printf 'cicompile: the step failed (exit status %s); automatic rerun %s of %s' "$cw_rc" "$cw_try" "$cw_reruns"
+    if [ "$cw_delay" -gt 0 ]; then
+      printf ' in %s s\n' "$cw_delay"
+      sleep "$cw_delay"
+    else
+      printf '\n'
+    fi
+  done
+}
+
+# The command writes into a FIFO that `tee -a` copies to our stdout and to a beat file; the
+# watcher empties the beat file every second and kills the command's process group (or, with
+# no setsid, its process tree) once the file has stayed empty for TIMEOUT seconds.
+cicompile_watch_once() {
+  cw_limit=$1
+  shift
+  cw_dir=$(mktemp -d) || return 1
+  if ! mkfifo "$cw_dir/out"; then
+    rm -rf "$cw_dir"
+    return 1
+  fi
+  : >"$cw_dir/beat"
+  tee -a "$cw_dir/beat" <"$cw_dir/out" &
+  cw_tee=$!
+  if command -v setsid >/dev/null 2>&1; then
+    setsid "$@" >"$cw_dir/out" 2>&1 </dev/null &
+    cw_group=1
+  else
+    "$@" >"$cw_dir/out" 2>&1 </dev/null &
+    cw_group=0
+  fi
+  cw_pid=$!
+  (
+    cw_last=$(date +%s)
+    while kill -0 "$cw_pid" 2>/dev/null; do
+      sleep 1
+      if [ -s "$cw_dir/beat" ]; then
+        : >"$cw_dir/beat"
+        cw_last=$(date +%s)
+      elif [ $(($(date +%s) - cw_last)) -ge "$cw_limit" ]; then
+        : >"$cw_dir/timed-out"
+        cicompile_watch_kill TERM "$cw_pid" "$cw_group"
+        sleep 2
+        cicompile_watch_kill KILL "$cw_pid" "$cw_group"
+        exit 0
+      fi
+    done
+  ) &
+  cw_watcher=$!
+  cw_status=0
+  wait "$cw_pid" 2>/dev/null || cw_status=$?
+  kill "$cw_watcher" 2>/dev/null || :
+  wait "$cw_watcher" 2>/dev/null || :
+  wait "$cw_tee" || :
+  if [ -e "$cw_dir/timed-out" ]; then
+    printf 'cicompile: too long with no output (no_output_timeout: %s s): the step was killed\n' "$cw_limit"
+    cw_status=124
+  fi
+  rm -rf "$cw_dir"
+  return "$cw_status"
+}
+
+# cicompile_watch_kill SIGNAL PID GROUP: the process group PID leads (GROUP=1), else PID and
+# its descendants, children first found, so none is left holding the output FIFO open.
+cicompile_watch_kill() {
+  if [ "$3" = 1 ] && kill -s "$1" -- "-$2" 2>/dev/null; then
+    return 0
+  fi
+  for cw_child in $(pgrep -P "$2" 2>/dev/null); do
+    cicompile_watch_kill "$1" "$cw_child" 0
+  done
+  kill -s "$1" "$2" 2>/dev/null || :
+}
 
 # ---- the run directory and the pipeline's ref ----
 
@@ -329,14 +426,21 @@ cc_run_node() {
     cc_lock "$name" "${CC_NODE_SERIAL[$key]}" "$key"
   fi
   cc_say "$name" "job started (workflow ${CC_WF_NAME[${CC_NODE_WF[$key]}]}, $CC_REF_KIND $CC_REF_NAME)"
-  if [[ -n ${CC_NODE_PAR[$key]-} ]]; then
-    cc_run_shards "$key"
-    rc=$?
-  else
-    # The job does not keep the lock open: a process it leaves behind must not hold it.
-    (cc_unlocked; cc_job "$key") 2>&1 | cc_prefix "$name"
-    rc=${PIPESTATUS[0]}
-  fi
+  local try=0 reruns=${CC_WF_RERUNS[${CC_NODE_WF[$key]}]:-0}
+  while :; do
+    if [[ -n ${CC_NODE_PAR[$key]-} ]]; then
+      cc_run_shards "$key"
+      rc=$?
+    else
+      # The job does not keep the lock open: a process it leaves behind must not hold it.
+      (cc_unlocked; cc_job "$key") 2>&1 | cc_prefix "$name"
+      rc=${PIPESTATUS[0]}
+    fi
+    # The workflow's max_auto_reruns: CircleCI reruns the failed jobs, so does this.
+    ((rc != 0 && try < reruns)) || break
+    try=$((try + 1))
+    cc_say "$name" "job failed; automatic rerun $try of $reruns (the workflow's max_auto_reruns)"
+  done
   cc_unlock
   if ((rc == 0)); then
     status=success
@@ -435,13 +539,42 @@ cc_job() {
   CC_JOB_DIR=$CC_RUN/jobs/${CC_NODE_WF[$CC_KEY]}/${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+@$CC_SHARD}
   CC_HOME=$CC_JOB_DIR/home
   CC_FAILED=0 CC_STEP=0 CC_STEP_NAME=''
-  CC_BG_PIDS=()
+  CC_BG_PIDS=() CC_SERVICES=()
   shopt -s dotglob
-  trap 'cc_kill_background; exit 143' TERM
-  trap 'cc_kill_background; exit 130' INT
+  trap 'cc_kill_background; cc_stop_services; exit 143' TERM
+  trap 'cc_kill_background; cc_stop_services; exit 130' INT
   "cc_job_$CC_KEY"
   cc_kill_background
+  cc_stop_services
   return "$CC_FAILED"
+}
+
+# cc_service HOST DOCKER-RUN-ARGS...: a secondary image of the job. On CircleCI it runs beside
+# the steps, on localhost; with CICOMPILE_SERVICES=1 it runs in docker on the host network (so
+# on localhost too) until the job ends. Otherwise the job runs without it, as it was told.
+cc_service() {
+  local host=$1 name
+  shift
+  if [[ ${CICOMPILE_SERVICES-} != 1 ]]; then
+    printf 'cicompile: service %s is not started (CICOMPILE_SERVICES=1 starts it with docker)\n' "$host"
+    return 0
+  fi
+  name=cicompile-$$-${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+-$CC_SHARD}-$host
+  name=${name//[^A-Za-z0-9_.-]/_}
+  printf 'cicompile: starting service %s (docker container %s)\n' "$host" "$name"
+  if ! docker run -d --rm --name "$name" --network host "$@" >/dev/null; then
+    printf 'cicompile: cannot start service %s: docker run failed\n' "$host"
+    cc_stop_services
+    exit 1
+  fi
+  CC_SERVICES+=("$name")
+}
+
+cc_stop_services() {
+  if ((${#CC_SERVICES[@]})); then
+    docker rm -f "${CC_SERVICES[@]}" >/dev/null 2>&1 || true
+    CC_SERVICES=()
+  fi
 }
 
 # A CircleCI path: `~` is the job's HOME, relative paths are relative to it.
@@ -548,9 +681,12 @@ cc_end() {
 }
 
 # cc_run --dir DIR [--shell SHELL] [--env NAME=VALUE]... [--background] [--command TEXT]
-# The command is TEXT, or stdin; it runs from a file, in a new shell process.
+#        [--timeout SECONDS] [--reruns N] [--delay SECONDS]
+# The command is TEXT, or stdin; it runs from a file, in a new shell process, killed after
+# SECONDS without output (CircleCI's default: 600) and run again up to N times if it fails.
 cc_run() {
   local shell=$CC_SHELL dir=$CC_WD_RAW background=0 have_command=0 command='' wd
+  local timeout=600 reruns=0 delay=0
   local -a env=() argv=()
   while (($#)); do
     case $1 in
@@ -558,6 +694,9 @@ cc_run() {
       --dir) dir=$2 && shift ;;
       --env) env+=("$2") && shift ;;
       --command) command=$2 have_command=1 && shift ;;
+      --timeout) timeout=$2 && shift ;;
+      --reruns) reruns=$2 && shift ;;
+      --delay) delay=$2 && shift ;;
       --background) background=1 ;;
       *) cc_die "internal error: cc_run $1" ;;
     esac
@@ -578,7 +717,7 @@ cc_run() {
     CC_BG_PIDS+=("$!")
     return 0
   fi
-  (cd "$wd" && exec env "${CC_UNSET[@]}" "${CC_ENV[@]}" "${env[@]}" "${argv[@]}" "$file") </dev/null
+  (cd "$wd" && cicompile_watch "$timeout" "$reruns" "$delay" env "${CC_UNSET[@]}" "${CC_ENV[@]}" "${env[@]}" "${argv[@]}" "$file") </dev/null
 }
 
 # Background steps (and, with setsid, everything they started) end with the job.
@@ -726,6 +865,40 @@ cc_store() {
 
 cc_notice() {
   printf 'cicompile: %s\n' "$1"
+}
+
+# setup_remote_docker [VERSION]: the host's Docker engine stands in for CircleCI's remote one.
+# shellcheck disable=SC2120 # the version is optional
+cc_setup_docker() {
+  if ! command -v docker >/dev/null 2>&1; then
+    printf 'cicompile: setup_remote_docker: this job needs Docker, but there is no docker command on this host\n'
+    return 1
+  fi
+  if ! docker version >/dev/null 2>&1; then
+    printf 'cicompile: setup_remote_docker: the docker command cannot reach a Docker engine (is the daemon running, may you use it?)\n'
+    return 1
+  fi
+  printf 'cicompile: setup_remote_docker: using the Docker engine of this host%s\n' "${1:+ (the config asks for version $1)}"
+}
+
+# add_ssh_keys [FINGERPRINT...]: the job uses the host's ssh-agent or ~/.ssh keys (ssh finds
+# ~/.ssh through the password database, not the job's HOME); missing keys are only reported.
+# shellcheck disable=SC2120 # no fingerprints: every key
+cc_ssh_keys() {
+  local listed='' f
+  if [[ -z ${SSH_AUTH_SOCK:-} ]]; then
+    printf 'cicompile: add_ssh_keys: no ssh-agent (SSH_AUTH_SOCK is unset): ssh uses the keys in your ~/.ssh\n'
+    return 0
+  fi
+  listed=$(ssh-add -l -E md5 2>/dev/null; ssh-add -l -E sha256 2>/dev/null)
+  printf 'cicompile: add_ssh_keys: the job uses your ssh-agent (%s key(s))\n' "$(ssh-add -l 2>/dev/null | grep -c .)"
+  for f in "$@"; do
+    [[ $f == SHA256:* ]] || f=MD5:$f
+    if [[ $listed != *" $f "* ]]; then
+      printf 'cicompile: add_ssh_keys: the key %s is not in your ssh-agent\n' "$f"
+    fi
+  done
+  return 0
 }
 
 cc_unsupported() {

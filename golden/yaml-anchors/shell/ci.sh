@@ -537,13 +537,42 @@ cc_job() {
   CC_JOB_DIR=$CC_RUN/jobs/${CC_NODE_WF[$CC_KEY]}/${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+@$CC_SHARD}
   CC_HOME=$CC_JOB_DIR/home
   CC_FAILED=0 CC_STEP=0 CC_STEP_NAME=''
-  CC_BG_PIDS=()
+  CC_BG_PIDS=() CC_SERVICES=()
   shopt -s dotglob
-  trap 'cc_kill_background; exit 143' TERM
-  trap 'cc_kill_background; exit 130' INT
+  trap 'cc_kill_background; cc_stop_services; exit 143' TERM
+  trap 'cc_kill_background; cc_stop_services; exit 130' INT
   "cc_job_$CC_KEY"
   cc_kill_background
+  cc_stop_services
   return "$CC_FAILED"
+}
+
+# cc_service HOST DOCKER-RUN-ARGS...: a secondary image of the job. On CircleCI it runs beside
+# the steps, on localhost; with CICOMPILE_SERVICES=1 it runs in docker on the host network (so
+# on localhost too) until the job ends. Otherwise the job runs without it, as it was told.
+cc_service() {
+  local host=$1 name
+  shift
+  if [[ ${CICOMPILE_SERVICES-} != 1 ]]; then
+    printf 'cicompile: service %s is not started (CICOMPILE_SERVICES=1 starts it with docker)\n' "$host"
+    return 0
+  fi
+  name=cicompile-$$-${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+-$CC_SHARD}-$host
+  name=${name//[^A-Za-z0-9_.-]/_}
+  printf 'cicompile: starting service %s (docker container %s)\n' "$host" "$name"
+  if ! docker run -d --rm --name "$name" --network host "$@" >/dev/null; then
+    printf 'cicompile: cannot start service %s: docker run failed\n' "$host"
+    cc_stop_services
+    exit 1
+  fi
+  CC_SERVICES+=("$name")
+}
+
+cc_stop_services() {
+  if ((${#CC_SERVICES[@]})); then
+    docker rm -f "${CC_SERVICES[@]}" >/dev/null 2>&1 || true
+    CC_SERVICES=()
+  fi
 }
 
 # A CircleCI path: `~` is the job's HOME, relative paths are relative to it.
