@@ -148,6 +148,11 @@ cicompile_step() {
   if [ -z "$cc_shell" ]; then
     if [ -x /bin/bash ]; then cc_shell='/bin/bash -eo pipefail'; else cc_shell='/bin/sh -e'; fi
   fi
+  # PowerShell runs a script file only if its name ends in .ps1.
+  case ${cc_shell%% *} in
+    pwsh|pwsh.exe|powershell|powershell.exe|*/pwsh|*/pwsh.exe|*/powershell|*/powershell.exe)
+      mv "$cc_file" "$cc_file.ps1" && cc_file=$cc_file.ps1 ;;
+  esac
   if ! mkdir -p "$cc_dir"; then
     cicompile_failed=1
     return 0

@@ -295,6 +295,45 @@ def test_local_checkout_path_and_shells(target: str, tmp_path: Path) -> None:
     assert "python says 3" in r.stdout
 
 
+# A stand-in for PowerShell (not installed here), as strict as pwsh about the file name.
+FAKE_PWSH = """#!/bin/sh
+case $1 in
+  *.ps1) echo "pwsh ran a .ps1 file"; exec sh "$1" ;;
+  *) echo "Processing -File '$1' failed: the file has no '.ps1' extension" >&2; exit 64 ;;
+esac
+"""
+
+PWSH = """
+version: 2.1
+jobs:
+  ps:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - run:
+          shell: pwsh
+          command: echo from the script
+workflows:
+  wf:
+    jobs: [ps]
+"""
+
+
+def _fake_pwsh(bin_dir: Path) -> str:
+    bin_dir.mkdir(exist_ok=True)
+    tool = bin_dir / "pwsh"
+    tool.write_text(FAKE_PWSH)
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
+@e2e
+def test_local_powershell_gets_a_ps1_file(target: str, tmp_path: Path) -> None:
+    path = _fake_pwsh(tmp_path / "bin")
+    r = run(target, project(tmp_path, PWSH, target), {"PATH": path})
+    assert r.returncode == 0, r.output
+    assert "pwsh ran a .ps1 file" in r.stdout and "from the script" in r.stdout
+
+
 # ---- GitLab --------------------------------------------------------------------------------
 
 
@@ -340,6 +379,15 @@ def test_gitlab_no_output_timeout_and_reruns(tmp_path: Path) -> None:
     assert "cleanup ran" in silent
     flaky = r.log("flaky")
     assert all(f"attempt {n}" in flaky for n in range(3)), flaky
+
+
+@e2e
+def test_gitlab_powershell_gets_a_ps1_file(tmp_path: Path) -> None:
+    files, _ = compiled(PWSH, "gitlab")
+    repo = make_repo(tmp_path / "repo", files[".gitlab-ci.yml"])
+    r = run_pipeline(repo, "--variable", f"PATH={_fake_pwsh(tmp_path / 'bin')}")
+    assert r.passed == {"ps"}, r.output
+    assert "pwsh ran a .ps1 file" in r.log("ps") and "from the script" in r.log("ps")
 
 
 @e2e

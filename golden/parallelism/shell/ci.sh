@@ -701,7 +701,12 @@ cc_run() {
     shift
   done
   CC_STEP=$((CC_STEP + 1))
+  read -ra argv <<<"$shell"
   local file=$CC_JOB_DIR/steps/$CC_STEP.sh
+  # PowerShell runs a script file only if its name ends in .ps1.
+  case ${argv[0],,} in
+    pwsh | pwsh.exe | powershell | powershell.exe | */pwsh | */pwsh.exe | */powershell | */powershell.exe) file=${file%.sh}.ps1 ;;
+  esac
   if ((have_command)); then
     printf '%s\n' "$command" >"$file"
   else
@@ -709,7 +714,6 @@ cc_run() {
   fi
   wd=$(cc_path "$dir")
   mkdir -p "$wd" || return 1
-  read -ra argv <<<"$shell"
   if ((background)); then
     (cd "$wd" && exec "${CC_SETSID[@]}" env "${CC_UNSET[@]}" "${CC_ENV[@]}" "${env[@]}" "${argv[@]}" "$file") </dev/null &
     CC_BG_PIDS+=("$!")
