@@ -18,9 +18,12 @@ a dataclass transform, so they check these classes as they check standard datacl
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import operator
 import reprlib
+import sys
+import types
 from collections.abc import Callable
 from typing import Any, TypeVar, dataclass_transform, overload
 
@@ -78,8 +81,11 @@ def _process(cls: Any, *, init: bool = True, repr: bool = True, eq: bool = True,
     if not doc:
         # The standard decorator would compute an `inspect.signature` for the docstring.
         cls.__doc__ = cls.__name__
-    cls = _std_dataclass(cls, init=False, repr=False, eq=False, frozen=False,
-                                match_args=match_args, kw_only=kw_only, slots=slots)
+    if _FIELDS_FAST:
+        cls = _fields_311(cls, match_args=match_args, kw_only=kw_only, slots=slots)
+    else:
+        cls = _std_dataclass(cls, init=False, repr=False, eq=False, frozen=False,
+                             match_args=match_args, kw_only=kw_only, slots=slots)
     params = cls.__dataclass_params__
     params.init, params.repr, params.eq, params.order, params.frozen = (
         init, repr, eq, order, frozen)
@@ -113,6 +119,54 @@ def _process(cls: Any, *, init: bool = True, repr: bool = True, eq: bool = True,
             cls.__hash__ = _hash_fn(_key(hashed))
         else:
             cls.__hash__ = None
+    return cls
+
+
+# On the Python this project runs (3.11), the field processing is done here too: what
+# `dataclasses._process_class` does for a class `_unusual` accepts, with its own private
+# pieces (`_FIELD`, `_DataclassParams`, `_add_slots`), minus the per-annotation ClassVar and
+# InitVar parsing those classes do not need. Other versions take the standard path.
+_FIELDS_FAST = sys.version_info[:2] == (3, 11) and all(
+    hasattr(dataclasses, name) for name in ("_FIELD", "_DataclassParams", "_add_slots"))
+
+
+def _fields_311(cls: Any, *, match_args: bool, kw_only: bool, slots: bool) -> Any:
+    dc: Any = dataclasses
+    annotations = cls.__dict__.get("__annotations__", {})
+    fields: dict[str, dataclasses.Field[Any]] = {}
+    for name, annotation in annotations.items():
+        default = getattr(cls, name, _MISSING)
+        if isinstance(default, dataclasses.Field):
+            f = default
+        else:
+            if isinstance(default, types.MemberDescriptorType):
+                default = _MISSING
+            f = dataclasses.field(default=default)
+        f.name = name
+        f.type = annotation
+        f._field_type = dc._FIELD  # type: ignore[attr-defined]
+        if f.kw_only is _MISSING:
+            f.kw_only = kw_only
+        if f.default.__class__.__hash__ is None:
+            raise ValueError(f"mutable default {type(f.default)} for field {name} is not"
+                             " allowed: use default_factory")
+        fields[name] = f
+        if isinstance(getattr(cls, name, None), dataclasses.Field):
+            if f.default is _MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, f.default)
+    for name, value in cls.__dict__.items():
+        if isinstance(value, dataclasses.Field) and name not in annotations:
+            raise TypeError(f"{name!r} is a field but has no type annotation")
+    cls.__dataclass_params__ = dc._DataclassParams(False, False, False, False, False, False)
+    cls.__dataclass_fields__ = fields
+    if match_args and "__match_args__" not in cls.__dict__:
+        setattr(cls, "__match_args__",  # noqa: B010 (mypy refuses the plain assignment)
+                tuple(f.name for f in fields.values() if f.init and not f.kw_only))
+    if slots:
+        cls = dc._add_slots(cls, False, False)
+    abc.update_abstractmethods(cls)
     return cls
 
 
@@ -217,11 +271,66 @@ def _check_defaults(cls: Any, fields: tuple[dataclasses.Field[Any], ...]) -> Non
             raise TypeError(f"non-default argument {f.name!r} follows default argument")
 
 
+# Instances a class gets from the generic __init__ before its own is generated: a short run
+# (the CLI's cold start) creates few of most classes and never pays for their compilation.
+GENERIC_INITS = 16
+
+
 def _lazy_init(cls: Any, frozen: bool, slots: bool) -> Callable[..., None]:
+    """A generic `__init__` (binds arguments as the generated one would, a few times slower)
+    that installs the generated one after GENERIC_INITS instances."""
+    count = 0
+    spec: tuple[list[str], frozenset[str], list[tuple[str, bool, Any, Any]]] | None = None
+    assign = object.__setattr__ if frozen else setattr
+    post_init = hasattr(cls, "__post_init__")
+    where = f"{cls.__qualname__}.__init__()"
+
+    def prepare() -> tuple[list[str], frozenset[str], list[tuple[str, bool, Any, Any]]]:
+        fields = dataclasses.fields(cls)
+        return (
+            [f.name for f in fields if f.init and not f.kw_only],
+            frozenset(f.name for f in fields if f.init),
+            # init=False fields with a plain default are read from the class, as in the
+            # standard decorator, unless slots removed the class attribute.
+            [(f.name, f.init, f.default, f.default_factory) for f in fields
+             if f.init or f.default_factory is not _MISSING
+             or (slots and f.default is not _MISSING)],
+        )
+
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        real = _init_fn(cls, frozen, slots)
-        cls.__init__ = real
-        real(self, *args, **kwargs)
+        nonlocal count
+        count += 1
+        if count > GENERIC_INITS:
+            real = _init_fn(cls, frozen, slots)
+            cls.__init__ = real
+            real(self, *args, **kwargs)
+            return
+        nonlocal spec
+        if spec is None:
+            spec = prepare()
+        positional, accepted, plan = spec
+        if len(args) > len(positional):
+            raise TypeError(f"{where} takes {len(positional) + 1} positional arguments but"
+                            f" {len(args) + 1} were given")
+        values = dict(zip(positional, args, strict=False))
+        for name in kwargs:
+            if name not in accepted:
+                raise TypeError(f"{where} got an unexpected keyword argument {name!r}")
+            if name in values:
+                raise TypeError(f"{where} got multiple values for argument {name!r}")
+        values.update(kwargs)
+        for name, init, default, factory in plan:
+            if init and name in values:
+                value = values[name]
+            elif factory is not _MISSING:
+                value = factory()
+            elif default is not _MISSING:
+                value = default
+            else:
+                raise TypeError(f"{where} missing 1 required argument: {name!r}")
+            assign(self, name, value)
+        if post_init:
+            self.__post_init__()
 
     return __init__
 

@@ -7,7 +7,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 import pytest
-from cicompile import conditions, diagnostics, ir
+from cicompile import conditions, diagnostics, ir, records
 from cicompile.records import dataclass
 
 
@@ -45,8 +45,12 @@ PARAMS = [
 ]
 
 
+@pytest.mark.parametrize("init", ["generic", "generated"])
 @pytest.mark.parametrize("params", PARAMS, ids=lambda p: ",".join(p) or "default")
-def test_same_behaviour_as_the_standard_decorator(params: dict[str, Any]) -> None:
+def test_same_behaviour_as_the_standard_decorator(params: dict[str, Any], init: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The first instances come from the generic __init__, later ones from the generated one.
+    monkeypatch.setattr(records, "GENERIC_INITS", 10**9 if init == "generic" else 0)
     std, ours = _both(**params)
     kw_only = params.get("kw_only", False)
 
@@ -55,7 +59,13 @@ def test_same_behaviour_as_the_standard_decorator(params: dict[str, Any]) -> Non
 
     a_std, a_ours = make(std, "a", tags=("x",)), make(ours, "a", tags=("x",))
     assert repr(a_std) == repr(a_ours).replace(ours.__qualname__, std.__qualname__)
-    assert [f.name for f in dataclasses.fields(std)] == [f.name for f in dataclasses.fields(ours)]
+    attrs = ("name", "type", "default", "default_factory", "init", "repr", "hash", "compare",
+             "metadata", "kw_only", "_field_type")
+    assert [[getattr(f, a) for a in attrs] for f in dataclasses.fields(std)] == \
+        [[getattr(f, a) for a in attrs] for f in dataclasses.fields(ours)]
+    if not params.get("slots"):
+        for name in ("size", "tags", "note", "index"):
+            assert getattr(std, name, None) == getattr(ours, name, None)  # class defaults
     assert dataclasses.asdict(a_std) == dataclasses.asdict(a_ours)
     assert a_ours.index == {"post": 1} and a_ours.derived == []
     assert make(ours, "b").derived is not make(ours, "b").derived  # a new list each time
@@ -127,3 +137,15 @@ def test_the_compiler_classes_keep_their_semantics() -> None:
     assert conditions.Match(conditions.RefKind.BRANCH, conditions.Pattern("main")) == \
         conditions.Match(conditions.RefKind.BRANCH, conditions.Pattern("main"))
     assert hash(conditions.TRUE) == hash((True,))  # what the generated __hash__ returns
+
+
+def test_the_generated_init_takes_over_after_a_few_instances() -> None:
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Point:
+        x: int
+        y: int = 0
+
+    points = [Point(x=i) for i in range(records.GENERIC_INITS + 2)]
+    assert [p.x for p in points] == list(range(records.GENERIC_INITS + 2))
+    assert Point.__init__.__code__.co_filename == "<string>"  # generated, then installed
+    assert Point(x=1, y=2) == Point(x=1, y=2)
