@@ -45,6 +45,7 @@ from cicompile.targets.runners import LINUX, MACOS, Placement, github_shell, job
 from cicompile.targets.services import (
     Service,
     entrypoint_script,
+    image_repo,
     report_services,
     rewrite_localhost,
     secret_reference,
@@ -70,6 +71,8 @@ WS_DIR = "cicompile-workspace"
 NODE_AXIS = "circleci_node_index"  # the matrix axis of a parallel job (0-based, as CircleCI)
 SHIM_DIR = "$RUNNER_TEMP/cicompile-bin"
 _NO_WATCH = {"pwsh", "powershell", "cmd"}  # GitHub shells a custom `{0}` shell cannot wrap
+# Registries of CircleCI's convenience images, which run as the user `circleci`.
+CONVENIENCE_IMAGES = ("cimg", "circleci")
 HALTED = "env.CICOMPILE_HALTED != 'true'"  # set in $GITHUB_ENV by `circleci-agent step halt`
 
 # CircleCI's built-in variables that are the same for every job of a run.
@@ -325,8 +328,27 @@ class _JobEmitter:
             container["credentials"] = creds
         if img.environment:
             container["env"] = {k: literal(v) for k, v in img.environment}
-        if img.user:
-            container["options"] = f"--user {sh_quote(literal(img.user))}"
+        user = img.user
+        if user is None and image_repo(img.image).split("/", 1)[0] in CONVENIENCE_IMAGES:
+            # CircleCI's images run as `circleci`; a job container that is not root cannot
+            # write the runner's workspace and file commands (actions/checkout#956).
+            user = "root"
+            self.ctx.diags.note(
+                "container-user",
+                f"`{img.image}` runs as `circleci`; on GitHub the job container runs as root"
+                " (`--user root`), which GitHub needs to write the workspace",
+                img.span,
+            )
+        elif user is not None and user not in ("root", "0", "0:0"):
+            self.ctx.diags.warning(
+                "container-user",
+                f"`user: {user}`: a GitHub job container that does not run as root cannot write"
+                " the workspace or the runner's files (actions/checkout fails with EACCES);"
+                " kept as written",
+                img.span,
+            )
+        if user:
+            container["options"] = f"--user {sh_quote(literal(user))}"
         return container
 
     def service(self, svc: Service, *, publish: bool) -> dict[str, Any]:

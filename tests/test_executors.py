@@ -591,3 +591,28 @@ def test_local_services_are_skipped_or_fail_the_job(target: str, tmp_path: Path)
     assert "cannot start service postgres: docker run failed" in r.output
     assert r.status("db-test") == "failed"
     assert "step ran" not in log.read_text()
+
+
+def test_github_container_user() -> None:
+    config = """\
+version: 2.1
+jobs:
+  a:
+    docker: [{image: cimg/node:20.11}]
+    steps: [{run: "true"}]
+  b:
+    docker: [{image: cimg/node:20.11, user: circleci}]
+    steps: [{run: "true"}]
+  c:
+    docker: [{image: node:20}]
+    steps: [{run: "true"}]
+workflows:
+  w:
+    jobs: [a, b, c]
+"""
+    jobs, diags = github_jobs(config)
+    assert jobs["a"]["container"] == {"image": "cimg/node:20.11", "options": "--user root"}
+    assert jobs["b"]["container"] == {"image": "cimg/node:20.11", "options": "--user circleci"}
+    assert jobs["c"]["container"] == {"image": "node:20"}
+    found = [(d.severity, d.span.line) for d in diags if d.code == "container-user"]  # type: ignore[union-attr]
+    assert found == [("note", 4), ("warning", 7)]
