@@ -616,3 +616,62 @@ workflows:
     assert jobs["c"]["container"] == {"image": "node:20"}
     found = [(d.severity, d.span.line) for d in diags if d.code == "container-user"]  # type: ignore[union-attr]
     assert found == [("note", 4), ("warning", 7)]
+
+
+# ---- end to end: the steps executors add, run by the GitHub emulator and gitlab-ci-local ------
+
+ENTRYPOINT = """\
+version: 2.1
+jobs:
+  agent:
+    docker:
+      - image: acme/agent:1
+        entrypoint: [sh, -c]
+        command: ["echo agent up > agent.txt"]
+    steps:
+      - run: |
+          for _ in 1 2 3 4 5 6 7 8 9 10; do [ -f agent.txt ] && break; sleep 0.5; done
+          echo "saw: $(cat agent.txt)"
+workflows:
+  w:
+    jobs: [agent]
+"""
+
+
+@pytest.mark.e2e
+def test_e2e_github_primary_entrypoint_and_xcode_check(tmp_path: Path) -> None:
+    from tests.gha_runner import WorkflowRunner
+
+    src = tmp_path / "src"
+    src.mkdir()
+    runner = WorkflowRunner(tmp_path / "run", src)
+    try:
+        out = tmp_path / "wf"
+        out.mkdir()
+        files, _ = compile_ok(ENTRYPOINT, "github")
+        (out / "w.yml").write_text(files[".github/workflows/w.yml"])
+        res = runner.run(out / "w.yml", "branch", "main")
+        assert res["agent"].result == "success", res["agent"].log
+        assert "saw: agent up" in res["agent"].log
+        # Off macOS no Xcode is installed: the selection step stops the job and says why.
+        mac = MACHINES.split("  win:")[0] + "workflows:\n  w:\n    jobs: [ios]\n"
+        files, _ = compile_ok(mac, "github")
+        (out / "m.yml").write_text(files[".github/workflows/w.yml"])
+        res = runner.run(out / "m.yml", "branch", "main")
+        assert res["ios"].result == "failure"
+        assert "::error::Xcode 16.2 is not installed on this runner image" in res["ios"].log
+        assert "xcodebuild" not in res["ios"].log.split("Xcode 16.2 is not installed")[1]
+    finally:
+        runner.close()
+
+
+@pytest.mark.e2e
+def test_e2e_gitlab_primary_entrypoint(tmp_path: Path) -> None:
+    from tests.gitlab_helpers import make_repo, require_gcl, run_pipeline
+
+    require_gcl()
+    files, _ = compile_ok(ENTRYPOINT, "gitlab")
+    repo = make_repo(tmp_path / "repo", files[".gitlab-ci.yml"])
+    r = run_pipeline(repo)
+    assert r.returncode == 0, r.output
+    assert "saw: agent up" in r.log("agent")
