@@ -6,6 +6,7 @@ Expected outcomes of runs come from the independent reference evaluator
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -378,6 +379,36 @@ def test_serial_group_never_overlaps(target: str, tmp_path: Path, grouped: bool)
     else:  # the control: the same jobs do overlap without the group
         assert r.returncode == failed_exit(target), r.output
         assert "overlap in" in r.stdout
+
+
+def _path_without(tool: str, bin_dir: Path) -> str:
+    """A PATH of one directory linking every command of this PATH but `tool`."""
+    bin_dir.mkdir()
+    for d in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(d):
+            continue
+        for entry in os.scandir(d):
+            link = bin_dir / entry.name
+            if entry.name != tool and not link.exists() and os.access(entry.path, os.X_OK):
+                link.symlink_to(entry.path)
+    return str(bin_dir)
+
+
+@e2e
+def test_serial_group_without_flock(target: str, tmp_path: Path) -> None:
+    """Where flock is missing (macOS), a lock directory serialises the jobs instead."""
+    out = tmp_path / "out"
+    out.mkdir()
+    config = SERIAL.replace("@OUT@", str(out)).replace("@GROUP@", ", serial-group: shared")
+    src = project(tmp_path, config, target)
+    locks = tmp_path / "locks"
+    r = run(target, src, {"CICOMPILE_LOCK_DIR": str(locks),
+                          "PATH": _path_without("flock", tmp_path / "bin")})
+    assert r.returncode == 0, r.output
+    assert set(r.statuses().values()) == {"success"}
+    assert "waiting for serial group shared" in r.stdout
+    assert not (locks / "shared.lock").exists()  # no flock: not its lock file
+    assert not (locks / "shared.d").exists()  # released
 
 
 # ---- override-with -------------------------------------------------------------------------
