@@ -87,6 +87,25 @@ workflows:
     assert any("at most 10 minutes" in m for m in errors)
 
 
+def test_ssh_keys_without_fingerprints() -> None:
+    # `fingerprints:` left empty (seen in real configs) means every key, as when it is absent.
+    for body in ("- add_ssh_keys", "- add_ssh_keys:\n          fingerprints:"):
+        config = f"""
+version: 2.1
+jobs:
+  a:
+    docker: [{{image: cimg/base:stable}}]
+    steps:
+      {body}
+workflows:
+  wf: {{jobs: [a]}}
+"""
+        files, diags = compiled(config, "github")
+        (text,) = files.values()
+        assert "${{ secrets.SSH_KEY }}" in text
+        assert "ssh-key-secrets" in codes(diags)
+
+
 def test_ssh_key_secret_names() -> None:
     assert ssh_key_secret("87:ea:4b:b3:be:67:e5:c4:d3:d1:98:ff:88:1c:1b:ac") == (
         "SSH_KEY_87EA4BB3BE67E5C4D3D198FF881C1BAC")

@@ -402,7 +402,10 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
     if name == "add_ssh_keys":
         if m is not None:
             r.unknown_keys(m, {"fingerprints", "name"}, "`add_ssh_keys`")
-        prints = r.strings(m.get("fingerprints"), "`fingerprints`") if m else None
+        listed = m.get("fingerprints") if m else None
+        if isinstance(listed, YScalar) and listed.value is None:
+            listed = None  # `fingerprints:` left empty: every key, as with none
+        prints = r.strings(listed, "`fingerprints`")
         return ir.AddSshKeys(fingerprints=tuple(dict.fromkeys(prints or ())), span=span)
     if name == "persist_to_workspace":
         if m is None:
