@@ -41,7 +41,14 @@ from cicompile.targets.hoststeps import (
     ssh_key_secrets,
 )
 from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, bash_condition
-from cicompile.targets.runners import LINUX, MACOS, Placement, github_shell, job_placement
+from cicompile.targets.runners import (
+    LINUX,
+    MACOS,
+    WINDOWS,
+    Placement,
+    github_shell,
+    job_placement,
+)
 from cicompile.targets.services import (
     Service,
     entrypoint_script,
@@ -529,7 +536,8 @@ class _JobEmitter:
         with command lines of its own, and Windows has no POSIX sh)."""
         if not needs_watch_command(step):
             return False
-        windows = job.executor.kind is ir.ExecutorKind.WINDOWS
+        # The placement knows Windows jobs that are machine images, classes or inferred ones.
+        windows = self.placement.os == WINDOWS
         if windows or (step.shell or job.shell or "").split(" ")[0] in _NO_WATCH:
             if not warn:
                 return False

@@ -675,3 +675,22 @@ def test_e2e_gitlab_primary_entrypoint(tmp_path: Path) -> None:
     r = run_pipeline(repo)
     assert r.returncode == 0, r.output
     assert "saw: agent up" in r.log("agent")
+
+
+def test_windows_steps_with_timeouts_keep_a_github_shell() -> None:
+    config = """\
+version: 2.1
+jobs:
+  win:
+    machine: {image: "windows-server-2022-gui:current"}
+    resource_class: windows.medium
+    steps:
+      - run: {command: npm test, no_output_timeout: 1m}
+workflows:
+  w:
+    jobs: [win]
+"""
+    jobs, diags = github_jobs(config)
+    [step] = jobs["win"]["steps"]
+    assert step["shell"] == "powershell"  # never wrapped by the POSIX watchdog
+    assert "approximated-timeout" in codes(diags)
