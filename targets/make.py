@@ -51,6 +51,11 @@ class _MakeNode:
 
 
 def _check_define_body(name: str, text: str) -> None:
+    # MAKE_HAZARD scans slowly (an alternation tried at every character) and bodies are long:
+    # these substring tests, one per way it can match, rule out nearly all of them first.
+    if not ("define" in text or "endef" in text or "\\\n" in text or "\\\r" in text
+            or text.endswith("\\")):
+        return
     m = MAKE_HAZARD.search(text)
     if m:
         line = text[: m.start()].count("\n") + 1

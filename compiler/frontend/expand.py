@@ -341,6 +341,9 @@ class _Expander:
         self.diags = diags
         self.budget = MAX_EXPANDED_STEPS
         self._decls: dict[int, dict[str, ParamDecl]] = {}
+        # id(collection) -> (it, whether some scalar or key in it is a `<< … >>` template):
+        # the same bodies are substituted once per invocation.
+        self._templated: dict[int, tuple[YNode, bool]] = {}
         self.root = Namespace(prefix="", pipeline={})
         self.orb_sources: OrbSources | None = None  # registry orbs on disk (--orb-dir)
         self._orb_chain: tuple[str, ...] = ()  # registry orbs being read (import cycles)
@@ -360,6 +363,8 @@ class _Expander:
         # Hot (every parameterised body, per invocation): a new node only when a part changed.
         if isinstance(node, YScalar):
             return self.subst_scalar(node, scope)
+        if not self.templated(node):
+            return node
         subst = self.subst
         if isinstance(node, YSeq):
             items = [subst(i, scope) for i in node.items]
@@ -375,6 +380,21 @@ class _Expander:
             changed = changed or k2 is not k or v2 is not v
             pairs.append((k2, v2))
         return YMap(tuple(pairs), node.span) if changed else node
+
+    def templated(self, node: YNode) -> bool:
+        """Whether `subst` could change something in `node` (see subst_scalar, subst_key)."""
+        if isinstance(node, YScalar):
+            return isinstance(node.value, str) and "<<" in node.text
+        known = self._templated.get(id(node))
+        if known is not None and known[0] is node:
+            return known[1]
+        templated = self.templated
+        if isinstance(node, YSeq):
+            found = any(templated(i) for i in node.items)
+        else:
+            found = any(templated(k) or templated(v) for k, v in node.pairs)
+        self._templated[id(node)] = (node, found)
+        return found
 
     def subst_key(self, key: YScalar, scope: Scope) -> YScalar:
         if not isinstance(key.value, str) or "<<" not in key.text:
@@ -1519,13 +1539,16 @@ class _Finalizer:
         name, body, _ = parts
         key = step.pairs[0][0]
         if name in ("run", "deploy") and isinstance(body, YScalar):
-            return YMap(((key, self.node(body, "run")),), step.span)
+            command = self.node(body, "run")
+            return step if command is body else YMap(((key, command),), step.span)
         modes = {"run": {"command": "run", "name": "label"}, "deploy": {"command": "run"},
                  "save_cache": {"key": "cache"}, "restore_cache": {"key": "cache",
                                                                     "keys": "cache"}}.get(name)
         if modes is None or not isinstance(body, YMap):
             return self.node(step, "other")
         pairs = tuple((k, self.node(v, modes.get(k.as_str(), "other"))) for k, v in body.pairs)
+        if all(a[1] is b[1] for a, b in zip(pairs, body.pairs, strict=True)):
+            return step  # nothing replaced: the step as it was
         return YMap(((key, YMap(pairs, body.span)),), step.span)
 
     def job(self, job: YNode) -> YNode:
@@ -1534,9 +1557,13 @@ class _Finalizer:
         pairs: list[tuple[YScalar, YNode]] = []
         for k, v in job.pairs:
             if k.as_str() == "steps" and isinstance(v, YSeq):
-                pairs.append((k, YSeq(tuple(self.step(s) for s in v.items), v.span)))
+                steps = tuple(self.step(s) for s in v.items)
+                same = all(map(operator.is_, steps, v.items))
+                pairs.append((k, v if same else YSeq(steps, v.span)))
             else:
                 pairs.append((k, self.node(v, "other")))
+        if all(a[1] is b[1] for a, b in zip(pairs, job.pairs, strict=True)):
+            return job
         return YMap(tuple(pairs), job.span)
 
 
