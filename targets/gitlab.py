@@ -750,8 +750,8 @@ class _JobEmitter:
                 script = ssh_agent_script([(f, name, f"the CI/CD variable {name}")
                                            for f, name in pairs])
                 # Later steps find the agent through the job shell's environment.
-                return ('export SSH_AUTH_SOCK="${TMPDIR:-/tmp}/cicompile-ssh-agent-'
-                        '${CI_JOB_ID:-0}.sock"\n' + self.call("Add SSH keys", script))
+                return ('export SSH_AUTH_SOCK="${TMPDIR:-/tmp}/cicompile-ssh-agent-$$.sock"\n'
+                        + self.call("Add SSH keys", script))
             case ir.Unsupported():
                 msg = sh_quote("cicompile: " + step.reason)
                 return self.call(step.name, f"echo {msg} >&2\nexit 1")

@@ -56,7 +56,11 @@ def ssh_agent_script(variables: list[tuple[str, str, str]]) -> str:
         " (install openssh-client)' >&2",
         "  exit 1",
         "fi",
-        'if [ ! -S "$SSH_AUTH_SOCK" ]; then',
+        # ssh-add -l: 2 when no agent answers on the socket (absent, or left by a dead one).
+        "cicompile_agent=0",
+        'ssh-add -l >/dev/null 2>&1 || cicompile_agent=$?',
+        'if [ "$cicompile_agent" = 2 ]; then',
+        '  rm -f "$SSH_AUTH_SOCK"',
         '  ssh-agent -a "$SSH_AUTH_SOCK" >/dev/null',
         "fi",
     ]

@@ -11,7 +11,9 @@ timeout must succeed however long it runs. Expectations are written by hand.
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +244,42 @@ workflows:
 """
 
 
+# `ssh-add -l` in the next step lists the key the first step added (by its comment).
+SSH = """
+version: 2.1
+jobs:
+  keys:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - add_ssh_keys:
+          fingerprints: ["@FP@", "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff"]
+      - run: ssh-add -l
+workflows:
+  wf:
+    jobs: [keys]
+"""
+
+
+def _ssh_key(tmp: Path) -> tuple[str, str]:
+    """A fresh key: (private key text, MD5 fingerprint as CircleCI writes it)."""
+    require_tool("ssh-keygen")
+    key = tmp / "id_test"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cicompile-test-key",
+                    "-f", str(key)], check=True)
+    out = subprocess.run(["ssh-keygen", "-l", "-E", "md5", "-f", f"{key}.pub"],
+                         capture_output=True, text=True, check=True).stdout
+    return key.read_text(), out.split()[1].removeprefix("MD5:")
+
+
+def _end_agents(under: Path) -> None:
+    """End the ssh-agents a test started, by pid: those whose socket lies under `under`."""
+    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
+    for line in ps.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if args.startswith("ssh-agent") and str(under) in args:
+            os.kill(int(pid), signal.SIGTERM)
+
+
 # ---- make and shell ------------------------------------------------------------------------
 
 
@@ -302,6 +340,29 @@ def test_local_remote_docker_and_ssh_keys(target: str, tmp_path: Path, works: bo
     else:
         assert r.status("docker-job") == "failed"
         assert "the docker command cannot reach a Docker engine" in r.stdout
+
+
+@e2e
+def test_local_ssh_keys_use_the_hosts_agent(target: str, tmp_path: Path) -> None:
+    require_tool("ssh-agent")
+    key, fp = _ssh_key(tmp_path)
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.run(["ssh-agent", "-a", str(sock)], capture_output=True, text=True,
+                           check=True).stdout
+    try:
+        env = {"SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", str(tmp_path / "id_test")], env={**os.environ, **env},
+                       check=True, capture_output=True)
+        r = run(target, project(tmp_path, SSH.replace("@FP@", fp), target), env)
+    finally:
+        _end_agents(tmp_path)
+    assert "SSH_AGENT_PID" in agent
+    assert r.returncode == 0, r.output
+    assert "the job uses your ssh-agent (1 key(s))" in r.stdout
+    assert "cicompile-test-key" in r.stdout  # the next step sees the agent
+    assert "the key MD5:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff is not in" in r.stdout
+    assert f"the key MD5:{fp} is not" not in r.stdout
+    assert key not in r.output
 
 
 @e2e
@@ -410,6 +471,24 @@ def test_gitlab_powershell_gets_a_ps1_file(tmp_path: Path) -> None:
 
 
 @e2e
+def test_gitlab_ssh_keys_from_variables(tmp_path: Path) -> None:
+    require_tool("ssh-agent")
+    key, fp = _ssh_key(tmp_path)
+    config = SSH.replace("@FP@", fp).replace(
+        ', "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff"', "")
+    files, diags = compiled(config, "gitlab")
+    name = "SSH_KEY_" + fp.replace(":", "").upper()
+    assert any(name in d.message for d in diags if d.code == "ssh-key-secrets")
+    repo = make_repo(tmp_path / "repo", files[".gitlab-ci.yml"])
+    try:
+        r = run_pipeline(repo, "--variable", f"{name}={key}", "--variable", f"TMPDIR={tmp_path}")
+    finally:
+        _end_agents(tmp_path)
+    assert r.passed == {"keys"}, r.output
+    assert "cicompile-test-key" in r.log("keys")
+
+
+@e2e
 def test_gitlab_checkout_path_and_shells(tmp_path: Path) -> None:
     files, _ = compiled(SHELLS, "gitlab")
     repo = make_repo(tmp_path / "repo", files[".gitlab-ci.yml"], {"README.md": "x\n"})
@@ -479,3 +558,25 @@ def test_github_no_output_timeout_and_reruns(gha: WorkflowRunner, tmp_path: Path
     assert all(f"attempt {n}" in res["flaky"].log for n in range(3))
     assert res["hopeless"].result == "failure"
     assert res["hopeless"].log.count("hopeless attempt") == 2
+
+
+@e2e
+def test_github_ssh_keys_from_secrets(gha: WorkflowRunner, tmp_path: Path) -> None:
+    require_tool("ssh-agent")
+    key, fp = _ssh_key(tmp_path)
+    config = SSH.replace("@FP@", fp).replace(
+        ', "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff"', "")
+    _, _, text = _workflow(config)
+    path = tmp_path / "w.yml"
+    path.write_text(text)
+    name = "SSH_KEY_" + fp.replace(":", "").upper()
+    try:
+        missing = gha.run(path, "branch", "main")
+        gha.secrets[name] = key
+        res = gha.run(path, "branch", "main")
+    finally:
+        _end_agents(tmp_path)
+    assert missing["keys"].result == "failure"
+    assert f"the secret {name} is empty" in missing["keys"].log
+    assert res["keys"].result == "success", res["keys"].log
+    assert "cicompile-test-key" in res["keys"].log
