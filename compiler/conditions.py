@@ -6,7 +6,10 @@ over these atoms:
 
 - ``IsKind(kind)``: the pipeline is a branch (or tag) pipeline;
 - ``Match(kind, pattern)``: it is one, and its name matches ``pattern`` (exact string or a
-  Java regex that must match the whole name).
+  Java regex that must match the whole name);
+- ``Trigger(source)``: what started the pipeline (``pipeline.trigger_source``: a push
+  ``webhook``, an ``api`` call or a ``scheduled_pipeline``); exactly one source holds. Only
+  workflow ``when``/``unless`` conditions (and expression filters) produce it.
 
 Targets render formulas into GitLab ``rules:if``, bash tests (make, shell, GitHub gate job).
 Formulas are kept in negation normal form (``Not`` only around atoms) because GitLab's rule
@@ -58,9 +61,18 @@ class Match:
     pattern: Pattern
 
 
+# The values of `pipeline.trigger_source` every target can tell apart at run time.
+TRIGGER_SOURCES = ("webhook", "api", "scheduled_pipeline")
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    source: str  # one of TRIGGER_SOURCES
+
+
 @dataclass(frozen=True, slots=True)
 class Not:
-    atom: IsKind | Match
+    atom: IsKind | Match | Trigger
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +85,7 @@ class Or:
     items: tuple[Cond, ...]
 
 
-Cond = Const | IsKind | Match | Not | And | Or
+Cond = Const | IsKind | Match | Trigger | Not | And | Or
 
 TRUE = Const(True)
 FALSE = Const(False)
@@ -83,7 +95,7 @@ def negate(c: Cond) -> Cond:
     match c:
         case Const(value):
             return Const(not value)
-        case IsKind() | Match():
+        case IsKind() | Match() | Trigger():
             return Not(c)
         case Not(atom):
             return atom
@@ -172,12 +184,12 @@ def _decide_by_literal(items: list[Cond]) -> list[Cond] | None:
 
 def _contradicts(items: list[Cond]) -> bool:
     kinds = {k for k in map(_kind_of, items) if k is not None}
-    if len(kinds) > 1:
+    if len(kinds) > 1 or len({c for c in items if isinstance(c, Trigger)}) > 1:
         return True
     return any(isinstance(c, Not) and c.atom in items for c in items)
 
 
-def evaluate(c: Cond, kind: RefKind, name: str) -> bool:
+def evaluate(c: Cond, kind: RefKind, name: str, source: str = "webhook") -> bool:
     """Reference evaluation, used by tests and by the compile-time decision of constant refs."""
     match c:
         case Const(value):
@@ -186,13 +198,31 @@ def evaluate(c: Cond, kind: RefKind, name: str) -> bool:
             return k == kind
         case Match(k, pattern):
             return k == kind and pattern.matches(name)
+        case Trigger(s):
+            return s == source
         case Not(atom):
-            return not evaluate(atom, kind, name)
+            return not evaluate(atom, kind, name, source)
         case And(items):
-            return all(evaluate(i, kind, name) for i in items)
+            return all(evaluate(i, kind, name, source) for i in items)
         case Or(items):
-            return any(evaluate(i, kind, name) for i in items)
+            return any(evaluate(i, kind, name, source) for i in items)
     raise AssertionError(c)
+
+
+def atoms(c: Cond) -> set[IsKind | Match | Trigger]:
+    match c:
+        case IsKind() | Match() | Trigger():
+            return {c}
+        case Not(atom):
+            return {atom}
+        case And(items) | Or(items):
+            return {a for i in items for a in atoms(i)}
+    return set()
+
+
+def uses_trigger(c: Cond) -> bool:
+    """Whether the condition reads what started the pipeline (not only its ref)."""
+    return any(isinstance(a, Trigger) for a in atoms(c))
 
 
 def restrict(c: Cond, kind: RefKind) -> Cond:
@@ -204,6 +234,8 @@ def restrict(c: Cond, kind: RefKind) -> Cond:
             return Const(k == kind)
         case Match(k, _):
             return c if k == kind else FALSE
+        case Trigger():
+            return c
         case Not(atom):
             return negate(restrict(atom, kind))
         case And(items):

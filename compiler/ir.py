@@ -236,6 +236,9 @@ class RefFilter:
 class Filters:
     branches: RefFilter | None = None
     tags: RefFilter | None = None
+    # An expression filter (`filters: pipeline.git.branch == "main"`, semantics §5.5),
+    # lowered; it replaces the branch and tag rules.
+    expression: Cond | None = None
     span: Span | None = _span()
 
 
@@ -296,6 +299,8 @@ class Workflow:
     # Non-empty: the workflow runs only on these schedules, never on a push (semantics §5.7).
     schedules: tuple[Schedule, ...] = ()
     max_auto_reruns: int = 0  # workflow-level automatic reruns of failed jobs (§5.1)
+    # Workflow `when`/`unless` that depends on run-time pipeline values, lowered (§5.1).
+    condition: Cond = TRUE
     span: Span | None = _span()
     _by_name: dict[str, WorkflowNode] = field(
         default_factory=dict, init=False, compare=False, repr=False, hash=False

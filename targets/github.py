@@ -21,7 +21,7 @@ import shlex
 from typing import Any
 
 from cicompile import ir
-from cicompile.conditions import FALSE, TRUE, IsKind, RefKind, restrict
+from cicompile.conditions import FALSE, TRUE, IsKind, RefKind, restrict, uses_trigger
 from cicompile.targets.base import (
     GENERATED_NOTICE,
     EmitContext,
@@ -40,7 +40,7 @@ from cicompile.targets.hoststeps import (
     ssh_agent_script,
     ssh_key_secrets,
 )
-from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, bash_condition
+from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, GATE_TRIGGER_SOURCE, bash_condition
 from cicompile.targets.runners import (
     LINUX,
     MACOS,
@@ -763,6 +763,8 @@ def _gate_job(wf: ir.Workflow, ids: dict[str, str]) -> dict[str, Any]:
         BASH_REF_FUNCTIONS.rstrip("\n"),
         "{",
     ]
+    if any(uses_trigger(n.exists) for n in wf.nodes):
+        lines.insert(3, GATE_TRIGGER_SOURCE)
     for n in wf.nodes:
         lines.append(
             f"  if {bash_condition(n.exists)}; then echo '{ids[n.name]}=true';"

@@ -38,7 +38,7 @@ from collections import Counter
 from typing import Any
 
 from cicompile import ir
-from cicompile.conditions import FALSE, TRUE, implies
+from cicompile.conditions import FALSE, TRUE, implies, uses_trigger
 from cicompile.targets.base import (
     GENERATED_NOTICE,
     EmitContext,
@@ -375,11 +375,16 @@ class _JobEmitter:
         """The pipeline source this job's workflow runs on, when schedules are in play.
 
         CircleCI runs a scheduled workflow only on its schedule and a push workflow never on
-        one; without scheduled workflows there is no GitLab schedule to guard against.
+        one; without scheduled workflows there is no GitLab schedule to guard against. A
+        workflow whose `when` reads `pipeline.trigger_source` tests the source itself, and
+        its schedule makes the others push-only too.
         """
         if self.wf.schedules:
             return '$CI_PIPELINE_SOURCE == "schedule"'
-        if any(wf.schedules for wf in self.pipeline.workflows):
+        if uses_trigger(self.node.exists):
+            return None  # the condition itself reads the pipeline source
+        if any(wf.schedules or any(uses_trigger(n.exists) for n in wf.nodes)
+               for wf in self.pipeline.workflows):
             return '$CI_PIPELINE_SOURCE != "schedule"'
         return None
 

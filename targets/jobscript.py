@@ -21,7 +21,7 @@ import re
 import shlex
 
 from cicompile import ir
-from cicompile.conditions import And, Cond, Match, Not, Or
+from cicompile.conditions import And, Cond, Match, Not, Or, uses_trigger
 from cicompile.records import dataclass
 from cicompile.targets.base import (
     EmitContext,
@@ -163,7 +163,7 @@ class WorkflowView:
     id: str
     name: str
     nodes: tuple[NodeView, ...] = ()
-    trigger: str = "push"  # push | schedule (runs only when CICOMPILE_TRIGGER=schedule)
+    trigger: str = "push"  # push | schedule (runs only when CICOMPILE_TRIGGER=schedule) | any
     reruns: int = 0  # the workflow's max_auto_reruns: a failed job runs again up to this often
 
 
@@ -207,6 +207,12 @@ def _patterns(c: Cond) -> list[str]:
         case And(items) | Or(items):
             return [p for i in items for p in _patterns(i)]
     return []
+
+
+# `pipeline.trigger_source` in a make or shell run: CICOMPILE_TRIGGER=schedule stands for a
+# scheduled pipeline, push (the default) for a push; no run is an API call.
+_LOCAL_TRIGGER = {"scheduled_pipeline": "[[ $CC_TRIGGER == schedule ]]",
+                  "webhook": "[[ $CC_TRIGGER == push ]]", "api": "false"}
 
 
 def node_parallelism(pipeline: ir.Pipeline, wf: ir.Workflow, node: str) -> int:
@@ -274,7 +280,7 @@ class _Builder:
                         name=n.name,
                         kind="approval" if n.kind is ir.NodeKind.APPROVAL else "job",
                         needs=tuple(keys[(wid, ids[d])] for d in n.needs),
-                        exists=bash_condition(n.exists),
+                        exists=bash_condition(n.exists, _LOCAL_TRIGGER.__getitem__),
                         job=self.job(job, wf, n, ids) if job is not None else None,
                         accepts=tuple(
                             (keys[(wid, ids[d])], runtime_statuses(n.allowed(d)))
@@ -287,6 +293,8 @@ class _Builder:
                     )
                 )
             trigger = "schedule" if wf.schedules else "push"
+            if not wf.schedules and any(uses_trigger(n.exists) for n in wf.nodes):
+                trigger = "any"  # its condition tells push and schedule runs apart
             workflows.append(
                 WorkflowView(id=wid, name=wf.name, nodes=tuple(nodes), trigger=trigger,
                              reruns=wf.max_auto_reruns)

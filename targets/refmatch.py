@@ -9,8 +9,9 @@ backreferences) are reported by `unsupported_regex_features`.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from cicompile.conditions import And, Cond, Const, IsKind, Match, Not, Or, RefKind
+from cicompile.conditions import And, Cond, Const, IsKind, Match, Not, Or, RefKind, Trigger
 
 _UNSUPPORTED = [
     (re.compile(r"\(\?<?[=!]"), "lookaround"),
@@ -114,8 +115,23 @@ def _bash_single(s: str) -> str:
     return "'" + s.replace("'", "'\\''") + "'"
 
 
-def bash_condition(c: Cond) -> str:
-    """A bash command list that succeeds iff the condition holds (uses BASH_REF_FUNCTIONS)."""
+# The GitHub gate sets CICOMPILE_TRIGGER_SOURCE (GATE_TRIGGER_SOURCE) when a condition reads
+# `pipeline.trigger_source`; make and shell pass their own test (push or schedule runs).
+GATE_TRIGGER_SOURCE = """# pipeline.trigger_source, from the event that started this run.
+case $GITHUB_EVENT_NAME in
+  schedule) CICOMPILE_TRIGGER_SOURCE=scheduled_pipeline ;;
+  workflow_dispatch | repository_dispatch) CICOMPILE_TRIGGER_SOURCE=api ;;
+  *) CICOMPILE_TRIGGER_SOURCE=webhook ;;
+esac"""
+
+
+def gate_trigger_test(source: str) -> str:
+    return f"[[ $CICOMPILE_TRIGGER_SOURCE == {source} ]]"
+
+
+def bash_condition(c: Cond, trigger: Callable[[str], str] = gate_trigger_test) -> str:
+    """A bash command list that succeeds iff the condition holds (uses BASH_REF_FUNCTIONS);
+    `trigger` renders a `Trigger` atom."""
     match c:
         case Const(value):
             return "true" if value else "false"
@@ -125,18 +141,30 @@ def bash_condition(c: Cond) -> str:
             if pattern.regex:
                 return f"cc_re {kind} {_bash_single(java_to_ere(pattern.text))}"
             return f"cc_eq {kind} {_bash_single(pattern.text)}"
+        case Trigger(source):
+            return trigger(source)
         case Not(atom):
-            return "! " + bash_condition(atom)
+            return "! " + bash_condition(atom, trigger)
         case And(items):
-            return "{ " + " && ".join(bash_condition(i) for i in items) + "; }"
+            return "{ " + " && ".join(bash_condition(i, trigger) for i in items) + "; }"
         case Or(items):
-            return "{ " + " || ".join(bash_condition(i) for i in items) + "; }"
+            return "{ " + " || ".join(bash_condition(i, trigger) for i in items) + "; }"
     raise AssertionError(c)
 
 
 # ---- GitLab rules ----------------------------------------------------------------------
 
 _GITLAB_VAR = {RefKind.BRANCH: "$CI_COMMIT_BRANCH", RefKind.TAG: "$CI_COMMIT_TAG"}
+# `pipeline.trigger_source` as GitLab's pipeline source: (test, its negation).
+_GITLAB_API = "/^(api|web|trigger)$/"
+_GITLAB_NOT_PUSH = "/^(schedule|api|web|trigger)$/"
+_GITLAB_TRIGGER = {
+    "scheduled_pipeline": ('$CI_PIPELINE_SOURCE == "schedule"',
+                           '$CI_PIPELINE_SOURCE != "schedule"'),
+    "api": (f"$CI_PIPELINE_SOURCE =~ {_GITLAB_API}", f"$CI_PIPELINE_SOURCE !~ {_GITLAB_API}"),
+    "webhook": (f"$CI_PIPELINE_SOURCE !~ {_GITLAB_NOT_PUSH}",
+                f"$CI_PIPELINE_SOURCE =~ {_GITLAB_NOT_PUSH}"),
+}
 
 
 def _gitlab_string(s: str) -> str:
@@ -156,6 +184,8 @@ def gitlab_condition(c: Cond) -> str:
             raise ValueError(f"constant condition {value} has no GitLab expression")
         case IsKind(kind):
             return _GITLAB_VAR[kind]
+        case Trigger(source):
+            return _GITLAB_TRIGGER[source][0]
         case Match(kind, pattern):
             var = _GITLAB_VAR[kind]
             if pattern.regex:
@@ -165,6 +195,8 @@ def gitlab_condition(c: Cond) -> str:
         case Not(atom):
             if isinstance(atom, IsKind):
                 return f"{_GITLAB_VAR[atom.kind]} == null"
+            if isinstance(atom, Trigger):
+                return _GITLAB_TRIGGER[atom.source][1]
             var = _GITLAB_VAR[atom.kind]
             if atom.pattern.regex:
                 return f"{var} !~ {java_to_re2_literal(atom.pattern.text)}"

@@ -117,7 +117,8 @@ def events(config: dict[str, Any]) -> list[Event]:
     for wf in (config.get("workflows") or {}).values():
         for e in (wf.get("jobs") or []) if isinstance(wf, dict) else []:
             body = next(iter(e.values())) if isinstance(e, dict) else None
-            branches = ((body or {}).get("filters") or {}).get("branches") or {}
+            filters = (body or {}).get("filters")  # a string is an expression filter
+            branches = (filters.get("branches") or {}) if isinstance(filters, dict) else {}
             for key in ("only", "ignore"):
                 v = branches.get(key)
                 for s in v if isinstance(v, list) else [v] if v else []:

@@ -22,7 +22,173 @@ def _m(spec: str, name: str) -> bool:
     return spec == name
 
 
-def filters_pass(f: dict[str, Any] | None, branch: str, tag: str) -> bool:
+# ---- pipeline values, logic statements (§5.6) and expressions (§5.5) ----------------------
+
+
+def pipeline_values(branch: str, tag: str, source: str = "webhook") -> dict[str, Any]:
+    """The run-time pipeline values a condition may read; the absent one of branch and tag
+    is null (§5.8: empty/null for tags)."""
+    return {"pipeline.git.branch": branch or None, "pipeline.git.tag": tag or None,
+            "pipeline.trigger_source": source}
+
+
+_VALUE_REF = re.compile(r"<<\s*(pipeline\.[\w.-]+)\s*>>")
+
+
+def _truthy(v: Any) -> bool:
+    if v is None or isinstance(v, bool):
+        return bool(v)
+    if isinstance(v, int | float):
+        return v == v and v != 0
+    if isinstance(v, list | dict):
+        return bool(v)
+    return v != ""
+
+
+def _logic_arg(v: Any, values: dict[str, Any]) -> Any:
+    """`<< pipeline.x >>` inside a statement is replaced by the value's text ("" for null)."""
+    if not isinstance(v, str) or "<<" not in v:
+        return v
+    return _VALUE_REF.sub(lambda m: str(values.get(m.group(1)) or ""), v)
+
+
+def logic(stmt: Any, values: dict[str, Any]) -> bool:
+    """A logic statement (§5.6) under the given pipeline values."""
+    if isinstance(stmt, dict) and len(stmt) == 1:
+        (op, arg), = stmt.items()
+        if op == "and":
+            return all(logic(a, values) for a in arg)
+        if op == "or":
+            return any(logic(a, values) for a in arg)
+        if op == "not":
+            return not logic(arg, values)
+        if op == "equal":
+            args = [_logic_arg(a, values) for a in arg]
+            return all(type(a) is type(args[0]) and a == args[0] for a in args[1:])
+        if op == "matches":
+            value = _logic_arg(arg["value"], values)
+            return re.fullmatch(str(arg["pattern"]), str(value)) is not None
+    return _truthy(_logic_arg(stmt, values))
+
+
+_TOKEN = re.compile(r"""\s*(?:(?P<str>"(?:\\.|[^"\\])*"|'(?:\\.|[^'\\])*')|(?P<num>-?\d+(?:\.\d+)?)
+    |(?P<re>/(?:\\.|[^/\\])*/)|(?P<op>==|!=|<=|>=|<|>|\(|\))
+    |(?P<word>[A-Za-z][\w.-]*))""", re.X)
+
+
+def expression(text: str, values: dict[str, Any]) -> Any:
+    """Evaluate an expression (§5.5): `and`/`or` yield operand values, `not` binds tightest,
+    comparisons of different types are unequal."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(text.rstrip()):
+        m = _TOKEN.match(text, pos)
+        assert m, f"bad expression at {text[pos:]!r}"
+        kind = m.lastgroup
+        assert kind is not None
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    at = [0]
+
+    def peek() -> tuple[str, str] | None:
+        return tokens[at[0]] if at[0] < len(tokens) else None
+
+    def take() -> tuple[str, str]:
+        at[0] += 1
+        return tokens[at[0] - 1]
+
+    def atom() -> Any:
+        kind, tok = take()
+        if kind == "word" and tok == "not":
+            return not _truthy(atom())
+        if tok == "(":
+            v = disj()
+            assert take()[1] == ")"
+            return v
+        if kind == "str":
+            return re.sub(r"\\(.)", r"\1", tok[1:-1])
+        if kind == "num":
+            return float(tok) if "." in tok else int(tok)
+        if tok in ("true", "false"):
+            return tok == "true"
+        return values.get(tok)  # a value this evaluator does not model: null
+
+    def comparison() -> Any:
+        left = atom()
+        nxt = peek()
+        if nxt is None:
+            return left
+        if nxt[1] in ("==", "!="):
+            take()
+            right = atom()
+            same = type(left) is type(right) and left == right
+            return same if nxt[1] == "==" else not same
+        if nxt[1] in ("<", "<=", ">", ">="):
+            take()
+            right = atom()
+            return {"<": left < right, "<=": left <= right, ">": left > right,
+                    ">=": left >= right}[nxt[1]]
+        if nxt[1] == "starts-with":
+            take()
+            right = atom()
+            return isinstance(left, str) and left.startswith(right)
+        if nxt[1] == "matches":
+            take()
+            rx = take()[1][1:-1].replace("\\/", "/")
+            return isinstance(left, str) and re.fullmatch(rx, left) is not None
+        return left
+
+    def conj() -> Any:
+        v = comparison()
+        while peek() == ("word", "and"):
+            take()
+            right = comparison()
+            v = right if _truthy(v) else v
+        return v
+
+    def disj() -> Any:
+        v = conj()
+        while peek() == ("word", "or"):
+            take()
+            right = conj()
+            v = v if _truthy(v) else right
+        return v
+
+    result = disj()
+    assert at[0] == len(tokens), f"trailing tokens in {text!r}"
+    return result
+
+
+def _condition(wf: dict[str, Any]) -> tuple[Any, bool] | None:
+    for key, want in (("when", True), ("unless", False)):
+        if key in wf:
+            return wf[key], want
+    return None
+
+
+def workflow_runs(wf: dict[str, Any], values: dict[str, Any]) -> bool:
+    """Workflow `when`/`unless` (§5.1): a logic statement or an expression string."""
+    found = _condition(wf)
+    if found is None:
+        return True
+    cond, want = found
+    if isinstance(cond, str) and "pipeline." in cond and "<<" not in cond:
+        return _truthy(expression(cond, values)) == want
+    return logic(cond, values) == want
+
+
+def reads_trigger_source(wf: dict[str, Any]) -> bool:
+    """A workflow whose condition reads `pipeline.trigger_source` is meant for schedule
+    triggers (project settings), which start ordinary pipelines: it is evaluated on push and
+    on scheduled runs alike, with the source of each."""
+    found = _condition(wf)
+    return found is not None and "pipeline.trigger_source" in repr(found[0])
+
+
+def filters_pass(f: dict[str, Any] | str | None, branch: str, tag: str,
+                 source: str = "webhook") -> bool:
+    if isinstance(f, str):  # an expression filter (§5.5)
+        return _truthy(expression(f, pipeline_values(branch, tag, source)))
     f = f or {}
     if tag:
         t = f.get("tags")
@@ -87,16 +253,25 @@ def requirements(body: dict[str, Any]) -> list[str]:
     return out
 
 
-def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "") -> dict[str, set[str]]:
+def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "",
+                  trigger: str = "push") -> dict[str, set[str]]:
     """{workflow: names of the job invocations that exist in a pipeline for this ref}.
 
     A push pipeline: a workflow with schedule `triggers` runs only on its schedule (§5.7).
+    `trigger` is `push` or `schedule` (a scheduled pipeline, `pipeline.trigger_source` =
+    `scheduled_pipeline`): only workflows whose condition reads the trigger run on one.
     """
     out: dict[str, set[str]] = {}
     wfs = config.get("workflows")
     wfs = wfs if isinstance(wfs, dict) else {}
+    source = "scheduled_pipeline" if trigger == "schedule" else "webhook"
     for wf_name, entries in workflow_entries(config).items():
-        if (wfs.get(wf_name) or {}).get("triggers"):
+        wf_body = wfs.get(wf_name) or {}
+        runs = not wf_body.get("triggers") and (
+            trigger == "push" or reads_trigger_source(wf_body))
+        if runs and not workflow_runs(wf_body, pipeline_values(branch, tag, source)):
+            runs = False
+        if not runs:
             out[wf_name] = set()
             continue
         memo: dict[str, bool] = {}
@@ -107,7 +282,7 @@ def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "") -> di
             if j not in memo:
                 body = entries[j]
                 reqs = requirements(body)
-                memo[j] = filters_pass(body.get("filters"), branch, tag) and (
+                memo[j] = filters_pass(body.get("filters"), branch, tag, source) and (
                     not reqs or any(exists(r) for r in reqs)
                 )
             return memo[j]
@@ -156,6 +331,8 @@ def expanded_config(text: str, path: str = "config.yml") -> dict[str, Any]:
             return {k.as_str(): plain(v) for k, v in n.pairs}
         if isinstance(n, YSeq):
             return [plain(x) for x in n.items]
+        if isinstance(n.value, bool):
+            return n.value  # a condition's `false` must stay falsy
         return None if n.value is None and not n.quoted else n.text
 
     diags = Diagnostics()

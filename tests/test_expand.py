@@ -549,16 +549,22 @@ workflows:
 
 def test_conditions_decided_from_parameters() -> None:
     out, d = expand(CONDITIONS)
-    assert commands_of(out["jobs"]["build"]) == ["fast", "labelled", "main-only"]
+    assert commands_of(out["jobs"]["build"])[:2] == ["fast", "labelled"]
     assert list(out["workflows"]) == ["always", "not-prod", "nightly"]
-    assert "when" not in out["workflows"]["nightly"]
-    assert codes(d) == ["runtime-condition", "runtime-condition"]  # main-only step, nightly
+    # Run-time conditions stay, for the reader to lower: the step as a shell guard, the
+    # workflow's as written.
+    assert out["workflows"]["nightly"]["when"] == {
+        "equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]}
+    main_only = out["jobs"]["build"]["steps"][-1]["run"]
+    assert main_only["command"] == (
+        "if [ \"${CIRCLE_BRANCH:-}\" = 'main' ]; then\nmain-only\nfi\n")
+    assert codes(d) == []
     assert codes(d, "note") == ["workflow-skipped"]
 
 
 def test_conditions_with_given_pipeline_parameters() -> None:
     out, _ = expand(CONDITIONS, {"env": "prod", "deploy": "false"})
-    assert commands_of(out["jobs"]["build"]) == ["fast", "labelled", "prod-only", "main-only"]
+    assert commands_of(out["jobs"]["build"])[:3] == ["fast", "labelled", "prod-only"]
     assert list(out["workflows"]) == ["always", "nightly"]
     out, _ = expand(CONDITIONS, {"deploy": "yes"})
     assert list(out["workflows"]) == ["always", "deploying", "not-prod", "nightly"]
@@ -804,7 +810,7 @@ workflows:
     assert commands_of(out["jobs"]["build"]) == ["install go1.23"]
 
 
-def test_expressions_are_not_evaluated_but_said() -> None:
+def test_runtime_expressions_are_kept_and_said() -> None:
     text = HEAD + """\
 jobs:
   build:
@@ -816,8 +822,8 @@ workflows:
     jobs: [build]
 """
     out, d = expand(text)
-    assert codes(d) == ["template-expression", "runtime-condition"]
-    assert "when" not in out["workflows"]["w"]
+    assert codes(d) == ["template-expression"]
+    assert out["workflows"]["w"]["when"] == 'pipeline.git.branch == "main"'
 
 
 def test_approvals_and_flexible_requires_use_matrix_aliases() -> None:

@@ -16,6 +16,7 @@ from cicompile import ir
 from cicompile.conditions import Pattern
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from cicompile.frontend.cache_key import parse_cache_key
+from cicompile.frontend.expression import filter_expression, workflow_condition
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq, load_yaml
 
 TOP_LEVEL_KEYS = {"version", "jobs", "workflows", "orbs", "commands", "executors",
@@ -517,6 +518,8 @@ def _job(r: _Reader, name: str, node: YNode) -> ir.Job | None:
 
 
 def _filters(r: _Reader, node: YNode | None) -> ir.Filters:
+    if isinstance(node, YScalar) and isinstance(node.value, str):  # an expression (§5.5)
+        return ir.Filters(expression=filter_expression(node, r.diags), span=node.span)
     m = r.mapping(node, "`filters`")
     if m is None:
         return ir.Filters()
@@ -717,6 +720,7 @@ def _workflow(
             requires=requires, require_statuses=require_statuses, filters=filters,
             context=context, serial_group=serial_group, span=span))
     return ir.Workflow(name=name, nodes=tuple(nodes), schedules=schedules,
+                       condition=workflow_condition(m, name, r.diags),
                        max_auto_reruns=_auto_reruns(r, m.get("max_auto_reruns")),
                        span=m.key("jobs").span  # type: ignore[union-attr]
                        if m.key("jobs") else m.span)

@@ -24,7 +24,23 @@ from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import field
 from pathlib import Path
 
+from cicompile.conditions import negate
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
+from cicompile.frontend.expression import (
+    ExpressionError,
+    Ref,
+    Unsupported,
+    is_expression,
+    known_value,
+    lower_logic,
+    parse,
+    shell_guard,
+    simplify,
+    substitute,
+    to_text,
+    truthy,
+)
+from cicompile.frontend.expression import Value as ExprValue
 from cicompile.frontend.orbsource import PROVIDE_HINT, OrbSources
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq
 from cicompile.records import dataclass
@@ -71,6 +87,10 @@ _NAME = r"[A-Za-z][A-Za-z0-9_.\-]*"
 _WHOLE = re.compile(rf"\s*<<\s*({_NAME})\s*>>\s*")
 _TAG = re.compile(rf"\\<<|<<\s*([#^/]?)\s*({_NAME})\s*>>")
 _EXPRESSION = re.compile(r"<<\s*(?:pipeline|parameters|matrix)\.")
+# `<< expression >>` (§5.5): a template whose inside is more than one name.
+_TEMPLATE_EXPRESSION = re.compile(r"(?<!\\)<<\s*((?:(?!>>).)+?)\s*>>")
+_EXPRESSION_NAME = re.compile(r"\b(?:pipeline|parameters|matrix)\.[A-Za-z]")
+_NAME_ONLY = re.compile(rf"[#^/]?\s*{_NAME}")
 _TRUE_WORDS = frozenset({"true", "yes", "on", "y"})
 _FALSE_WORDS = frozenset({"false", "no", "off", "n"})
 
@@ -101,6 +121,12 @@ def _without(m: YMap, keys: Iterable[str]) -> YMap:
     if not any(k.as_str() in drop for k, _ in m.pairs):
         return m
     return YMap(tuple((k, v) for k, v in m.pairs if k.as_str() not in drop), m.span)
+
+
+def _expression_text(value: ExprValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _render_scalar(node: YScalar) -> str:
@@ -405,6 +431,14 @@ class _Expander:
     def subst_scalar(self, node: YScalar, scope: Scope) -> YNode:
         if not isinstance(node.value, str) or "<<" not in node.text:
             return node
+        whole_expression = _TEMPLATE_EXPRESSION.fullmatch(node.text.strip())
+        if whole_expression:
+            # A value that is one expression keeps the type of its result, like a reference.
+            known, value = self.template_expression(whole_expression.group(1), scope,
+                                                    node.span)
+            if known:
+                return YScalar(value, _expression_text(value), node.span,
+                               isinstance(value, str))
         whole = _WHOLE.fullmatch(node.text)
         if whole:
             # A value that is exactly one reference keeps the referenced value's type (§6.3).
@@ -417,12 +451,45 @@ class _Expander:
         text = self.render(node.text, scope, node.span)
         return node if text == node.text else _string(text, node.span)
 
+    def scope_value(self, name: str, scope: Scope, span: Span) -> ExprValue | Ref:
+        """A name in an expression: a parameter's value; run-time values (and names that are
+        no references) stay as they are."""
+        head = name.partition(".")[0]
+        if head not in ("pipeline", "parameters", "matrix") or (
+                head == "pipeline" and not name.startswith("pipeline.parameters.")):
+            return Ref(name)
+        found = self.lookup(name, scope, span)
+        if isinstance(found, YScalar):
+            v = found.value
+            return found.as_str() if v is None or isinstance(v, str) else v
+        return Ref(name)  # an error was reported, or a list/map: not a value here
+
+    def template_expression(self, inner: str, scope: Scope, span: Span
+                            ) -> tuple[bool, ExprValue]:
+        """`<< expression >>` (§5.5) when its values are known now (parameters, literals)."""
+        if not _EXPRESSION_NAME.search(inner) or _NAME_ONLY.fullmatch(inner):
+            return False, None
+        try:
+            expr = substitute(parse(inner), lambda n: self.scope_value(n, scope, span))
+            return known_value(expr)
+        except (ExpressionError, Unsupported):
+            return False, None  # not an expression after all, or one kept as text (warned)
+
+    def render_expressions(self, text: str, scope: Scope, span: Span) -> str:
+        def one(m: re.Match[str]) -> str:
+            known, value = self.template_expression(m.group(1), scope, span)
+            return _expression_text(value) if known else m.group(0)
+
+        return _TEMPLATE_EXPRESSION.sub(one, text)
+
     def render(self, text: str, scope: Scope, span: Span) -> str:
+        if _EXPRESSION_NAME.search(text):
+            text = self.render_expressions(text, scope, span)
         parts, expression = _tokenize(text)
         if expression:
-            self.diags.warning("template-expression", "a `<< … >>` template that is not a plain"
-                               " reference (a CircleCI expression?) is not evaluated; it is kept"
-                               " as literal text", span)
+            self.diags.warning("template-expression", "a `<< … >>` expression that depends on"
+                               " values known only at run time (or is no valid expression) is"
+                               " not evaluated; it is kept as literal text", span)
         return self.render_parts(parts, scope, span)
 
     def render_parts(self, parts: list[_Part], scope: Scope, span: Span) -> str:
@@ -839,16 +906,54 @@ class _Expander:
         condition = body.get("condition")
         assert condition is not None
         value = self.logic(condition)
+        guard = None
         if value is None:
-            self.diags.warning("runtime-condition", f"the condition of this `{kind}` step uses"
-                               f" {self.runtime_names(condition)}, known only at run time; its"
-                               " steps are kept unconditionally", span)
+            guard = self.step_guard(kind, condition, span)
         elif value != (kind == "when"):
             return []
         steps = body.get("steps")
         if isinstance(steps, YMap):
             steps = YSeq((steps,), steps.span)  # the schema allows a single step
-        return self.splice(steps, ns, stack, span)
+        out = self.splice(steps, ns, stack, span)
+        return out if guard is None else [self.guarded(step, guard, kind) for step in out]
+
+    def step_guard(self, kind: str, condition: YNode, span: Span) -> str | None:
+        """The shell test standing for a step condition on run-time values (None: warned)."""
+        try:
+            cond = lower_logic(_Finalizer(self.diags).node(condition, "label"))
+            return shell_guard(cond if kind == "when" else negate(cond))
+        except Unsupported as exc:
+            self.diags.warning("runtime-condition", f"the condition of this `{kind}` step uses"
+                               f" {self.runtime_names(condition)}, known only at run time"
+                               f" ({exc.args[0]} cannot be tested in a job); its steps are kept"
+                               " unconditionally", span)
+            return None
+
+    def guarded(self, step: YNode, guard: str, kind: str) -> YNode:
+        """A step that runs only when `guard` succeeds: a `run` command inside `if`."""
+        parts = _step_parts(step)
+        name, body, _ = parts if parts is not None else ("", None, step.span)
+        command = body.get("command") if isinstance(body, YMap) else body
+        plain_shell = not (isinstance(body, YMap) and "shell" in body)
+        if (name in ("run", "deploy") and isinstance(step, YMap) and isinstance(command, YScalar)
+                and plain_shell and not command.as_str().startswith("#!")):
+            text = f"if {guard}; then\n{command.as_str().rstrip(chr(10))}\nfi\n"
+            new_command = _string(text, command.span)
+            if isinstance(body, YMap):
+                pairs = [(k, new_command if k.as_str() == "command" else v)
+                         for k, v in body.pairs]
+                if "name" not in body:  # the name CircleCI derives from the command, unwrapped
+                    pairs.insert(0, (_key("name", command.span),
+                                     _string(command.as_str(), command.span)))
+                new_body: YNode = YMap(tuple(pairs), body.span)
+            else:
+                new_body = YMap(((_key("name", command.span), command),
+                                 (_key("command", command.span), new_command)), step.span)
+            return YMap(((step.pairs[0][0], new_body),), step.span)
+        self.diags.warning("runtime-condition", f"a `{name or 'malformed'}` step under a `{kind}`"
+                           " condition known only at run time is kept unconditionally (only"
+                           " `run` steps in the default shell can be guarded)", step.span)
+        return step
 
     def invoke(self, cmd: Definition, body: YNode | None, stack: tuple[str, ...], span: Span
                ) -> list[YNode]:
@@ -1242,36 +1347,55 @@ class _WorkflowExpander(_Expander):
 
     # ---- workflows ---------------------------------------------------------------------
 
-    def workflow_selected(self, name: str, m: YMap) -> bool:
-        """Decide workflow `when`/`unless` (§5.1) when pipeline parameters settle it."""
+    def workflow_selected(self, name: str, m: YMap
+                          ) -> tuple[bool, list[tuple[YScalar, YNode]]]:
+        """Decide workflow `when`/`unless` (§5.1) when pipeline parameters settle it; a
+        condition on run-time values is returned to be kept (the reader lowers it)."""
         if "when" in m and "unless" in m:
             k = m.key("unless")
             assert k is not None
             self.diags.error("invalid-condition", f"workflow {name!r} has both `when` and"
                              " `unless`", k.span)
+        kept: list[tuple[YScalar, YNode]] = []
         for kind in ("when", "unless"):
             node, key = m.get(kind), m.key(kind)
             if node is None or key is None:
                 continue
-            node = self.subst(node, self.pipeline_scope)
-            if isinstance(node, YScalar) and isinstance(node.value, str) and (
-                "pipeline." in node.value
-            ):
-                value = None  # an expression condition (§5.5): not evaluated here
+            if is_expression(node):
+                assert isinstance(node, YScalar)
+                value, rest = self.expression(node, f"workflow {name!r}: `{kind}`")
+                if value is None:
+                    kept.append((key, _string(rest, node.span)))
+                    continue
             else:
+                node = self.subst(node, self.pipeline_scope)
                 value = self.logic(node)
             if value is None:
-                self.diags.warning("runtime-condition", f"workflow {name!r}: `{kind}` depends on"
-                                   f" {self.runtime_names(node)}, known only at run time; the"
-                                   " workflow is kept and runs whenever its filters allow",
-                                   key.span)
+                kept.append((key, _Finalizer(self.diags).node(node, "label")))
             elif value != (kind == "when"):
                 self.diags.note("workflow-skipped", f"workflow {name!r} is left out: its `{kind}`"
                                 " condition is "
                                 f"{'true' if value else 'false'} for these pipeline parameters",
                                 key.span)
-                return False
-        return True
+                return False, []
+        return True, kept
+
+    def expression(self, node: YScalar, what: str) -> tuple[bool | None, str]:
+        """An expression condition (§5.5) with pipeline parameters substituted: its truth when
+        that settles it, else None and the expression left for run time."""
+        try:
+            expr = substitute(parse(node.as_str()),
+                              lambda n: self.scope_value(n, self.pipeline_scope, node.span))
+        except ExpressionError as exc:
+            self.diags.error("invalid-condition", f"{what} is not a valid expression: {exc}",
+                             node.span)
+            return False, ""
+        try:
+            known, value = known_value(expr)
+        except Unsupported as exc:
+            self.diags.error("invalid-condition", f"{what}: {exc.args[0]}", node.span)
+            return False, ""
+        return (truthy(value), "") if known else (None, to_text(simplify(expr)))
 
     def plan(self, wf_map: YMap) -> list[_WorkflowPlan | tuple[YScalar, YNode]]:
         plans: list[_WorkflowPlan | tuple[YScalar, YNode]] = []
@@ -1280,9 +1404,12 @@ class _WorkflowExpander(_Expander):
             if k.as_str() == "version" or not isinstance(v, YMap) or not isinstance(jobs, YSeq):
                 plans.append((k, v))  # kept as written; the reader checks it
                 continue
-            if not self.workflow_selected(k.as_str(), v):
+            selected, condition = self.workflow_selected(k.as_str(), v)
+            if not selected:
                 continue
-            plan = _WorkflowPlan(k, _without(v, ["when", "unless"]), [], {})
+            body = _without(v, ["when", "unless"])
+            body = YMap((*condition, *body.pairs), body.span) if condition else body
+            plan = _WorkflowPlan(k, body, [], {})
             for entry in jobs.items:
                 self.entry(entry, plan)
             self.member_requires(plan)
@@ -1390,6 +1517,9 @@ class _WorkflowExpander(_Expander):
         if inv.name != target:
             pairs.append((_key("name", inv.span), _string(inv.name, inv.span)))
         for k, v in inv.kept:
+            if k.as_str() == "filters" and is_expression(v):
+                assert isinstance(v, YScalar)
+                v = self.filter_expression(v)
             if k.as_str() == "serial-group":
                 # A group per branch and the like: targets read these `${CIRCLE_…}` at run time.
                 v = _Finalizer(self.diags).node(v, "serial")
@@ -1398,6 +1528,16 @@ class _WorkflowExpander(_Expander):
         if not pairs:
             return key
         return YMap(((key, YMap(tuple(pairs), inv.span)),), inv.span)
+
+    def filter_expression(self, node: YScalar) -> YScalar:
+        """An expression filter with pipeline parameters substituted (the reader lowers the
+        run-time rest); a known result becomes `true`/`false`."""
+        try:
+            expr = substitute(parse(node.as_str()),
+                              lambda n: self.scope_value(n, self.pipeline_scope, node.span))
+            return _string(to_text(simplify(expr)), node.span)
+        except (ExpressionError, Unsupported):
+            return node  # the reader reports it
 
     def workflows_node(self, plans: list[_WorkflowPlan | tuple[YScalar, YNode]], span: Span
                        ) -> YMap:

@@ -4,7 +4,10 @@ exists(J) = filters_pass(J) and (J has no requires or any(exists(D) for D in req
 
 filters_pass on a branch pipeline: no `branches` filter → true; else match `only` (if given)
 and not `ignore`. On a tag pipeline: false unless the node has a `tags` filter with `only`
-and/or `ignore`.
+and/or `ignore`. An expression filter (§5.5) is its own condition on both kinds.
+
+A workflow `when`/`unless` known only at run time (§5.1, lowered by the front end) is a
+condition on every node of the workflow: a job of a workflow that does not run does not exist.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ def by_kind(c: Cond) -> Cond:
 
 def filter_condition(f: ir.Filters) -> Cond:
     """The formula for a node's own `filters` (both pipeline kinds)."""
+    if f.expression is not None:
+        return f.expression
     b = f.branches
     on_branch: Cond = IsKind(RefKind.BRANCH)
     if b is not None:
@@ -87,12 +92,14 @@ def compute_existence(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
         scheduled = schedule_condition(wf)
         for n in wf.nodes:  # topological order
             # A scheduled workflow's jobs exist only on the branches its schedules allow.
-            own = all_of([scheduled, filter_condition(n.filters)])
+            own = all_of([scheduled, wf.condition, filter_condition(n.filters)])
             if n.requires:
                 own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
             own = by_kind(own)
             exists[n.name] = own
-            if own == FALSE and n.filters != ir.Filters():
+            if own == FALSE and wf.condition == FALSE:
+                pass  # the front end already said why the workflow never runs
+            elif own == FALSE and n.filters != ir.Filters():
                 ctx.diags.warning(
                     "never-runs",
                     f"{n.name!r} can never run: its filters and those of the jobs it requires"

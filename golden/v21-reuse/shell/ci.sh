@@ -65,7 +65,8 @@ cc_say() {
 
 # ---- the node index (filled in at the end) ----
 
-# cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule)
+# cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule;
+# any: its conditions read the trigger)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
@@ -379,7 +380,7 @@ cc_run_node() {
   local name=${CC_NODE_NAME[$key]}
   local -a needs=()
   local trigger=${CC_WF_TRIGGER[${CC_NODE_WF[$key]}]}
-  if [[ $trigger != "$CC_TRIGGER" && -z ${CICOMPILE_WORKFLOW_SELECTED:-} ]]; then
+  if [[ $trigger != any && $trigger != "$CC_TRIGGER" && -z ${CICOMPILE_WORKFLOW_SELECTED:-} ]]; then
     cc_say "$name" "skipped: its workflow runs on $trigger, this run is a $CC_TRIGGER (set CICOMPILE_TRIGGER=$trigger or name the workflow)"
     cc_set_status "$key" skipped
     return 0
