@@ -133,10 +133,16 @@ class _CLoader(_CBase):  # type: ignore[misc]
     """
 
     _scalar_tags: dict[tuple[str, Any], str] = {}
+    # The composer also calls these two around every node; without path resolvers they do
+    # nothing, and C callables that ignore their arguments spare a Python frame per node.
+    descend_resolver: Any = {}.get  # (parent, index) -> index, ignored
+    ascend_resolver: Any = [].clear  # () -> None
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is not ScalarNode:
-            return super().resolve(kind, value, implicit)
+        if kind is MappingNode:
+            return self.DEFAULT_MAPPING_TAG
+        if kind is SequenceNode:
+            return self.DEFAULT_SEQUENCE_TAG
         key = (value, implicit)
         tag = self._scalar_tags.get(key)
         if tag is None:
