@@ -331,3 +331,22 @@ workflows:
 """)
     assert p.workflows[0].nodes[0].exists == IsKind(RefKind.BRANCH)
     assert "runtime-condition" in codes
+
+
+def test_trigger_atoms_render_on_every_target() -> None:
+    from cicompile.targets.refmatch import GATE_TRIGGER_SOURCE, bash_condition, gitlab_condition
+
+    cond = _runtime('pipeline.trigger_source != "api" and pipeline.git.branch == "main"')
+    assert gitlab_condition(cond) == (
+        '$CI_PIPELINE_SOURCE !~ /^(api|web|trigger)$/ && $CI_COMMIT_BRANCH == "main"')
+    assert bash_condition(cond) == (
+        "{ ! [[ $CICOMPILE_TRIGGER_SOURCE == api ]] && cc_eq branch 'main'; }")
+    webhook = _runtime('pipeline.trigger_source == "webhook"')
+    assert gitlab_condition(webhook) == "$CI_PIPELINE_SOURCE !~ /^(schedule|api|web|trigger)$/"
+    # The GitHub gate derives the source from the event that started the run.
+    for event, source in (("schedule", "scheduled_pipeline"), ("workflow_dispatch", "api"),
+                          ("push", "webhook")):
+        script = GATE_TRIGGER_SOURCE + "\necho $CICOMPILE_TRIGGER_SOURCE"
+        out = subprocess.run(["bash", "-c", script], env={"GITHUB_EVENT_NAME": event},
+                             capture_output=True, text=True)
+        assert out.stdout.strip() == source
