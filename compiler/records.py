@@ -9,7 +9,13 @@ defines some sixty dataclasses on its start-up path, most of which a run never i
 - `__eq__`, ordering, `__hash__`, `__repr__`, the frozen `__setattr__`/`__delattr__`: generic
   functions over an `operator.attrgetter` of the same fields: the same tuples are compared and
   hashed as in the generated code, so results and hash values are identical;
-- `__init__`: generated the way the standard one is, on the class's first instantiation.
+- `__init__`: a generic one binds the arguments of a class's first GENERIC_INITS instances,
+  then the one the standard decorator would write is generated and installed (so only the
+  classes a run creates many of pay for compiling it).
+
+On Python 3.11 the fields are processed here as well (`_fields_311`), skipping the standard
+decorator's per-annotation parsing; classes get the name alone as docstring where the standard
+decorator computes a signature.
 
 Classes it does not handle (inheriting from a dataclass, `InitVar`/`ClassVar`/`KW_ONLY`
 pseudo-fields, `unsafe_hash`, `weakref_slot`) go to the standard decorator. Type checkers see

@@ -6,6 +6,7 @@ fixed width; `on` and other YAML 1.1 booleans-in-disguise are quoted by the repr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -31,6 +32,9 @@ class _Dumper(_Base):  # type: ignore[misc]
         # with the nodes SafeRepresenter would build (no aliases, block style, keys unsorted);
         # anything else takes the general path.
         kind = type(data)
+        if kind is str and self.default_style is None:
+            # _str_representer without represent_scalar's bookkeeping (aliases are ignored)
+            return yaml.ScalarNode(_STR_TAG, data, style="|" if _literal(data) else None)
         if kind is str:
             return _str_representer(self, data)
         if self.sort_keys or self.default_flow_style is None:  # not how dump_yaml calls it
@@ -45,11 +49,18 @@ class _Dumper(_Base):  # type: ignore[misc]
                                      flow_style=self.default_flow_style)
         return super().represent_data(data)  # type: ignore[no-any-return]
 
+    # The emitter calls these two around every node; without path resolvers they do nothing,
+    # and C callables that ignore their arguments spare a Python frame per node.
+    descend_resolver: Any = {}.get  # (parent, index) -> index, ignored
+    ascend_resolver: Any = [].clear  # () -> None
+
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         # The emitter asks twice per scalar whether its text would read back as a string; the
         # answer depends only on the text (SafeDumper has no path resolvers).
-        if kind is not yaml.ScalarNode:
-            return super().resolve(kind, value, implicit)
+        if kind is yaml.MappingNode:
+            return self.DEFAULT_MAPPING_TAG
+        if kind is yaml.SequenceNode:
+            return self.DEFAULT_SEQUENCE_TAG
         key = (value, implicit)
         tag = self._scalar_tags.get(key)
         if tag is None:
@@ -64,9 +75,18 @@ def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     # Multi-line scripts read best as literal blocks. A line with trailing spaces cannot be a
     # literal block (the emitter would refuse or the text would change), so such strings keep
     # the emitter's default (quoted) style: the output must say exactly what the config said.
-    if "\n" in data and not any(line != line.rstrip() for line in data.split("\n")):
+    if _literal(data):
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
+
+
+# A line ending in whitespace: a whitespace character (not the newline) before a newline or at
+# the end (what `line != line.rstrip()` finds, for every line, in one scan).
+_TRAILING_SPACE = re.compile(r"[^\S\n](?:\n|\Z)")
+
+
+def _literal(data: str) -> bool:
+    return "\n" in data and not _TRAILING_SPACE.search(data)
 
 
 _Dumper.add_representer(str, _str_representer)
