@@ -301,6 +301,9 @@ class Workflow:
     max_auto_reruns: int = 0  # workflow-level automatic reruns of failed jobs (§5.1)
     # Workflow `when`/`unless` that depends on run-time pipeline values, lowered (§5.1).
     condition: Cond = TRUE
+    # Its `when`/`unless` or an expression filter reads `pipeline.trigger_source`: it runs on
+    # push and on scheduled pipelines alike, its conditions decide (semantics §5.7).
+    reads_trigger: bool = False
     span: Span | None = _span()
     _by_name: dict[str, WorkflowNode] = field(
         default_factory=dict, init=False, compare=False, repr=False, hash=False

@@ -38,7 +38,7 @@ from collections import Counter
 from typing import Any
 
 from cicompile import ir
-from cicompile.conditions import FALSE, TRUE, implies, uses_trigger
+from cicompile.conditions import FALSE, TRUE, implies
 from cicompile.targets.base import (
     GENERATED_NOTICE,
     EmitContext,
@@ -381,10 +381,9 @@ class _JobEmitter:
         """
         if self.wf.schedules:
             return '$CI_PIPELINE_SOURCE == "schedule"'
-        if uses_trigger(self.node.exists):
-            return None  # the condition itself reads the pipeline source
-        if any(wf.schedules or any(uses_trigger(n.exists) for n in wf.nodes)
-               for wf in self.pipeline.workflows):
+        if self.wf.reads_trigger:
+            return None  # its conditions read the pipeline source themselves
+        if any(wf.schedules or wf.reads_trigger for wf in self.pipeline.workflows):
             return '$CI_PIPELINE_SOURCE != "schedule"'
         return None
 

@@ -21,7 +21,7 @@ import re
 import shlex
 
 from cicompile import ir
-from cicompile.conditions import And, Cond, Match, Not, Or, uses_trigger
+from cicompile.conditions import And, Cond, Match, Not, Or
 from cicompile.records import dataclass
 from cicompile.targets.base import (
     EmitContext,
@@ -293,7 +293,7 @@ class _Builder:
                     )
                 )
             trigger = "schedule" if wf.schedules else "push"
-            if not wf.schedules and any(uses_trigger(n.exists) for n in wf.nodes):
+            if not wf.schedules and wf.reads_trigger:
                 trigger = "any"  # its condition tells push and schedule runs apart
             workflows.append(
                 WorkflowView(id=wid, name=wf.name, nodes=tuple(nodes), trigger=trigger,

@@ -178,11 +178,14 @@ def workflow_runs(wf: dict[str, Any], values: dict[str, Any]) -> bool:
 
 
 def reads_trigger_source(wf: dict[str, Any]) -> bool:
-    """A workflow whose condition reads `pipeline.trigger_source` is meant for schedule
-    triggers (project settings), which start ordinary pipelines: it is evaluated on push and
-    on scheduled runs alike, with the source of each."""
+    """A workflow whose condition (or a job's expression filter) reads
+    `pipeline.trigger_source` is meant for schedule triggers (project settings), which start
+    ordinary pipelines: it is evaluated on push and on scheduled runs alike, with the source
+    of each."""
     found = _condition(wf)
-    return found is not None and "pipeline.trigger_source" in repr(found[0])
+    filters = [next(iter(e.values())).get("filters") for e in wf.get("jobs") or []
+               if isinstance(e, dict) and isinstance(next(iter(e.values())), dict)]
+    return "pipeline.trigger_source" in repr((found, filters))
 
 
 def filters_pass(f: dict[str, Any] | str | None, branch: str, tag: str,

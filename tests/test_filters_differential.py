@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.gha_runner import gate_outputs
-from tests.reference import existing_jobs
+from tests.reference import existing_jobs, expanded_config
 
 BRANCHES = ["main", "dev", "feature/x", "release/1.2", "wip/a", "Main"]
 TAGS = ["v1.2.3", "nightly", "v1", "release-2"]
@@ -121,5 +121,72 @@ def test_github_gate_matches_reference(long_fuzz: bool) -> None:
         got = _gate_results(text)
         for ref, want in _expected(config).items():
             assert got[ref] == want, (ref, text)
+
+    check()
+
+
+# ---- run-time workflow conditions and expression filters (§5.1, §5.5, §5.6) --------------
+
+WHEN_ATOMS: list[Any] = [
+    {"equal": ["main", "<< pipeline.git.branch >>"]},
+    {"equal": ["scheduled_pipeline", "<< pipeline.trigger_source >>"]},
+    {"matches": {"pattern": "^v\\d+(\\.\\d+)*$", "value": "<< pipeline.git.tag >>"}},
+    {"matches": {"pattern": "(feature|release)/.*", "value": "<< pipeline.git.branch >>"}},
+    "<< pipeline.git.tag >>",
+]
+EXPRESSION_FILTERS = [
+    'pipeline.git.branch == "main" or pipeline.git.tag starts-with "v"',
+    "not pipeline.git.tag and pipeline.git.branch matches /(dev|main)/",
+    'pipeline.git.tag matches /v1(\\..*)?/ or pipeline.trigger_source == "scheduled_pipeline"',
+    'pipeline.git.branch != "dev"',
+]
+SOURCES = [("push", "webhook"), ("schedule", "scheduled_pipeline")]
+
+
+@st.composite
+def conditions(draw: st.DrawFn, depth: int = 2) -> Any:
+    if depth == 0 or draw(st.booleans()):
+        return draw(st.sampled_from(WHEN_ATOMS))
+    op = draw(st.sampled_from(["and", "or", "not"]))
+    if op == "not":
+        return {"not": draw(conditions(depth - 1))}
+    return {op: draw(st.lists(conditions(depth - 1), min_size=1, max_size=3))}
+
+
+@st.composite
+def conditional_workflows(draw: st.DrawFn) -> dict[str, Any]:
+    config = draw(workflows())
+    wf = config["workflows"]["wf"]
+    key = draw(st.sampled_from(["when", "unless"]))
+    wf[key] = draw(conditions())
+    for i, entry in enumerate(wf["jobs"]):
+        if draw(st.integers(0, 3)) == 0:
+            name, body = (entry, {}) if isinstance(entry, str) else next(iter(entry.items()))
+            body["filters"] = draw(st.sampled_from(EXPRESSION_FILTERS))
+            wf["jobs"][i] = {name: body}
+    return {**config, "version": 2.1, "workflows": {"wf": wf}}
+
+
+def test_runtime_workflow_conditions_match_reference(long_fuzz: bool) -> None:
+    """Workflow `when`/`unless` and expression filters over the branch, the tag and the
+    trigger source: the IR's conditions and the GitHub gate agree with the reference, on
+    pushes and on scheduled pipelines (where only workflows reading the trigger run)."""
+    @_settings(long_fuzz)
+    @given(conditional_workflows())
+    def check(config: dict[str, Any]) -> None:
+        text = yaml.safe_dump(config, sort_keys=False)
+        pipeline = build_ir(text, "c.yml", Diagnostics())
+        assert isinstance(pipeline, Pipeline)
+        (wf,) = pipeline.workflows
+        on_schedule = wf.reads_trigger  # what the targets run on a scheduled pipeline
+        expanded = expanded_config(text, "c.yml")
+        for trigger, source in SOURCES:
+            for kind, name in REFS:
+                branch, tag = (name, "") if kind == "branch" else ("", name)
+                want = existing_jobs(expanded, branch, tag, trigger)["wf"]
+                got = {n.name for n in wf.nodes
+                       if (trigger == "push" or on_schedule)
+                       and evaluate(n.exists, RefKind(kind), name, source)}
+                assert got == want, (trigger, kind, name, text)
 
     check()

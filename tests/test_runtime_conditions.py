@@ -101,6 +101,8 @@ def _github(text: str, tmp: Path) -> Exists:
     result = compile_config(text, "github", path="input.yml")
     assert result.ok, result.diagnostics
     got: Exists = {ev: {} for ev in EVENTS}
+    assert isinstance(result.pipeline, Pipeline)
+    workflows = {w.name: w for w in result.pipeline.workflows}
     for body in result.files.values():
         doc = yaml.safe_load(body)
         wf = re.search(r"^# CircleCI workflow: (.*)$", body, re.M)
@@ -114,7 +116,7 @@ def _github(text: str, tmp: Path) -> Exists:
             push = on.get("push") or {}
             # A schedule trigger of the project settings reaches the workflows whose gate
             # reads the trigger (their `on: schedule` cron is the user's to add).
-            reads_trigger = gate is not None and "CICOMPILE_TRIGGER_SOURCE" in str(gate)
+            reads_trigger = workflows[wf.group(1)].reads_trigger
             if trigger == "schedule":
                 triggered = "schedule" in on or reads_trigger
             else:

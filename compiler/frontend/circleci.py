@@ -16,7 +16,7 @@ from cicompile import ir
 from cicompile.conditions import Pattern
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from cicompile.frontend.cache_key import parse_cache_key
-from cicompile.frontend.expression import filter_expression, workflow_condition
+from cicompile.frontend.expression import filter_expression, reads_trigger, workflow_condition
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq, load_yaml
 
 TOP_LEVEL_KEYS = {"version", "jobs", "workflows", "orbs", "commands", "executors",
@@ -721,6 +721,7 @@ def _workflow(
             context=context, serial_group=serial_group, span=span))
     return ir.Workflow(name=name, nodes=tuple(nodes), schedules=schedules,
                        condition=workflow_condition(m, name, r.diags),
+                       reads_trigger=reads_trigger(m),
                        max_auto_reruns=_auto_reruns(r, m.get("max_auto_reruns")),
                        span=m.key("jobs").span  # type: ignore[union-attr]
                        if m.key("jobs") else m.span)

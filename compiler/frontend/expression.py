@@ -562,6 +562,19 @@ def workflow_condition(m: YMap, name: str, diags: Diagnostics) -> Cond:
     return TRUE
 
 
+def reads_trigger(m: YMap) -> bool:
+    """A workflow (as the reader gets it) whose `when`/`unless` or an expression filter of a
+    job mentions `pipeline.trigger_source`, whatever the condition simplifies to."""
+    texts = [m.get(k) for k in ("when", "unless")]
+    jobs = m.get("jobs")
+    for entry in jobs.items if isinstance(jobs, YSeq) else ():
+        body = entry.pairs[0][1] if isinstance(entry, YMap) and entry.pairs else None
+        texts.append(body.get("filters") if isinstance(body, YMap) else None)
+    return any(n is not None and ("trigger_source" in runtime_refs(n) or (
+        isinstance(n, YScalar) and is_expression(n) and "pipeline.trigger_source" in n.text))
+        for n in texts)
+
+
 def filter_expression(node: YScalar, diags: Diagnostics) -> Cond:
     """An expression `filters:` string (§5.5), lowered; TRUE (warned) when not testable."""
     try:
