@@ -350,3 +350,18 @@ def test_trigger_atoms_render_on_every_target() -> None:
         out = subprocess.run(["bash", "-c", script], env={"GITHUB_EVENT_NAME": event},
                              capture_output=True, text=True)
         assert out.stdout.strip() == source
+
+
+def test_expression_filter_on_the_trigger_is_said_and_runs_on_schedules() -> None:
+    p, codes = _build("""\
+workflows:
+  w:
+    jobs:
+      - build:
+          filters: pipeline.trigger_source == "scheduled_pipeline"
+""")
+    assert codes.count("trigger-source") == 1
+    assert p.workflows[0].reads_trigger
+    exists = p.workflows[0].nodes[0].exists
+    for kind, name, source in EVENTS:
+        assert evaluate(exists, kind, name, source) == (source == "scheduled_pipeline")

@@ -578,7 +578,13 @@ def reads_trigger(m: YMap) -> bool:
 def filter_expression(node: YScalar, diags: Diagnostics) -> Cond:
     """An expression `filters:` string (§5.5), lowered; TRUE (warned) when not testable."""
     try:
-        return lower(parse(node.as_str()))
+        c = lower(parse(node.as_str()))
+        if uses_trigger(c):
+            diags.warning("trigger-source", "this expression filter reads"
+                          " `pipeline.trigger_source`; scheduled pipelines come from schedule"
+                          " triggers in CircleCI's project settings: create the same schedule"
+                          " on the target (see docs/targets.md)", node.span)
+        return c
     except ExpressionError as exc:
         diags.error("invalid-condition", f"`filters` is not a valid expression: {exc}",
                     node.span)
