@@ -365,3 +365,59 @@ workflows:
     exists = p.workflows[0].nodes[0].exists
     for kind, name, source in EVENTS:
         assert evaluate(exists, kind, name, source) == (source == "scheduled_pipeline")
+
+
+STEP_GUARDS = """\
+version: 2.1
+jobs:
+  build:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - when:
+          condition: {equal: [main, << pipeline.git.branch >>]}
+          steps: [{run: echo "deploying main"}]
+      - unless:
+          condition:
+            matches: {pattern: "^v[0-9]+$", value: << pipeline.git.tag >>}
+          steps: [{run: echo "not a release"}]
+workflows:
+  w:
+    when:
+      or:
+        - << pipeline.git.branch >>
+        - matches: {pattern: "^v.*", value: << pipeline.git.tag >>}
+    jobs:
+      - build: {filters: {tags: {only: /.*/}}}
+"""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("kind", "name", "runs", "lines"), [
+    ("branch", "main", True, ["deploying main", "not a release"]),
+    ("branch", "dev", True, ["not a release"]),
+    ("tag", "v2", True, []),
+    ("tag", "nightly", False, []),
+])
+def test_guards_and_workflow_conditions_run_on_github(tmp_path: Any, kind: str, name: str,
+                                                     runs: bool, lines: list[str]) -> None:
+    """The generated workflow, run by tests/gha_runner.py with GitHub's expression engine."""
+    from cicompile import compile_config
+
+    from tests.gha_runner import WorkflowRunner
+
+    result = compile_config(STEP_GUARDS, "github")
+    assert result.ok, result.diagnostics
+    (rel, text), = result.files.items()
+    wf = tmp_path / "w.yml"
+    wf.write_text(text)
+    src = tmp_path / "src"
+    src.mkdir()
+    runner = WorkflowRunner(tmp_path / "run", src)
+    try:
+        res = runner.run(wf, kind, name)
+    finally:
+        runner.close()
+    assert res["build"].result == ("success" if runs else "skipped"), res["build"].log
+    for line in ("deploying main", "not a release"):
+        printed = any(out.strip() == line for out in res["build"].log.splitlines())
+        assert printed == (line in lines), (line, res["build"].log[-2000:])
