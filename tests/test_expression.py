@@ -421,3 +421,29 @@ def test_guards_and_workflow_conditions_run_on_github(tmp_path: Any, kind: str, 
     for line in ("deploying main", "not a release"):
         printed = any(out.strip() == line for out in res["build"].log.splitlines())
         assert printed == (line in lines), (line, res["build"].log[-2000:])
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("branch", "tag", "lines"), [
+    ("main", None, ["deploying main", "not a release"]),
+    ("dev", None, ["not a release"]),
+    ("main", "v2", []),
+])
+def test_guards_and_workflow_conditions_run_on_gitlab(tmp_path: Any, branch: str,
+                                                     tag: str | None, lines: list[str]) -> None:
+    """The same config under gitlab-ci-local (shell executor): its rules and the guards."""
+    from cicompile import compile_config
+
+    from tests.gitlab_helpers import make_repo, run_pipeline
+
+    result = compile_config(STEP_GUARDS, "gitlab")
+    assert result.ok, result.diagnostics
+    repo = make_repo(tmp_path / "repo", result.files[".gitlab-ci.yml"], branch=branch)
+    run = run_pipeline(repo, "--variable", f"CI_COMMIT_BRANCH={'' if tag else branch}",
+                       tag=tag)
+    assert run.passed == {"build"}, run.output[-3000:]
+    log = run.log("build")
+    for line in ("deploying main", "not a release"):
+        printed = any(out.rstrip().endswith(f"> {line}") or out.strip() == line
+                      for out in log.splitlines())
+        assert printed == (line in lines), (line, log[-2000:])
