@@ -447,3 +447,36 @@ def test_guards_and_workflow_conditions_run_on_gitlab(tmp_path: Any, branch: str
         printed = any(out.rstrip().endswith(f"> {line}") or out.strip() == line
                       for out in log.splitlines())
         assert printed == (line in lines), (line, log[-2000:])
+
+
+@pytest.mark.parametrize("target", ["make", "shell"])
+@pytest.mark.parametrize(("env", "runs", "lines"), [
+    ({"CIRCLE_BRANCH": "main"}, True, ["deploying main", "not a release"]),
+    ({"CIRCLE_BRANCH": "dev"}, True, ["not a release"]),
+    ({"CIRCLE_TAG": "v2"}, True, []),
+    ({"CIRCLE_TAG": "nightly"}, False, []),
+])
+def test_guards_and_workflow_conditions_run_locally(tmp_path: Any, target: str,
+                                                    env: dict[str, str], runs: bool,
+                                                    lines: list[str]) -> None:
+    """The same config run for real by the generated Makefile and ci.sh (steps on the host)."""
+    import os
+
+    from cicompile import compile_config
+
+    from tests.tools import require_tool
+
+    require_tool("make")
+    result = compile_config(STEP_GUARDS, target)
+    assert result.ok, result.diagnostics
+    (fname, text), = result.files.items()
+    (tmp_path / fname).write_text(text)
+    cmd = ["make", "-s", "-f", fname] if target == "make" else ["bash", fname]
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCLE", "MAKE"))}
+    out = subprocess.run(cmd, cwd=tmp_path, env={**base, **env}, capture_output=True,
+                         text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    status = (tmp_path / ".cicompile-run" / "status" / "w" / "build").read_text().strip()
+    assert status == ("success" if runs else "skipped")
+    for line in ("deploying main", "not a release"):
+        assert (f"[build] {line}" in out.stdout.splitlines()) == (line in lines), out.stdout
