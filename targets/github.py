@@ -216,6 +216,10 @@ class _JobEmitter:
         if needs:
             job["needs"] = needs
         cond = self.condition()
+        if cond is None and not self.gated and not self.node.needs:
+            # Ungated, every job exists on branches only, but `workflow_dispatch` can start
+            # the workflow on a tag: the roots test the ref, their dependents follow them.
+            cond = "${{ github.ref_type == 'branch' }}"
         if cond:
             job["if"] = cond
         if self.node.serial_group is not None:

@@ -17,7 +17,7 @@ import os
 import re
 import shlex
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,14 @@ from cicompile.targets.gitlab import gitlab_job_names
 
 from tests.gha_runner import gate_outputs
 from tests.golden_cases import case_dirs
-from tests.reference import existing_jobs, expanded_config, ordering, transitive_closure
+from tests.reference import (
+    existing_jobs,
+    expanded_config,
+    ordering,
+    transitive_closure,
+    workflow_entries,
+    workspace_layers,
+)
 from tests.tools import SHARED
 
 TARGETS = ("github", "gitlab", "make", "shell")
@@ -45,7 +52,18 @@ EXPECTED_ERRORS = {
 }
 
 Ref = tuple[str, str]  # ("branch" | "tag", name)
-Event = Ref
+# A push of a ref: (kind, name); another pipeline: (trigger, kind, name), the trigger being
+# `schedule` (a scheduled run on that branch) or `manual` (started by hand, see MANUAL).
+Event = tuple[str, ...]
+
+# What "started by hand" means per target. `api`: CircleCI's API/UI-triggered pipeline, the
+# non-scheduled workflows as on a push, scheduled ones not at all (GitLab's "Run pipeline":
+# CI_PIPELINE_SOURCE=web, which the generated rules treat as a push). `dispatch`: each
+# workflow started on its own, as on its own trigger: a scheduled workflow as on its schedule
+# for that ref (GitHub `workflow_dispatch`, which every generated workflow has; make
+# `workflow.NAME` / `bash ci.sh NAME`, which run a named workflow whatever its trigger).
+MANUAL = {"github": "dispatch", "gitlab": "api", "make": "dispatch", "shell": "dispatch"}
+DEFAULT_BRANCH = "main"  # GitHub runs schedules on the default branch only
 
 
 def corpus_files() -> list[Path]:
@@ -110,25 +128,62 @@ def _fullmatch(regex: str, name: str) -> bool:
         return False
 
 
+def _scheduled(config: dict[str, Any]) -> dict[str, Any]:
+    """{workflow: its schedule `triggers`} for the workflows that have some."""
+    wfs = config.get("workflows")
+    return {str(k): wf["triggers"] for k, wf in (wfs if isinstance(wfs, dict) else {}).items()
+            if isinstance(wf, dict) and wf.get("triggers")}
+
+
 def events(config: dict[str, Any]) -> list[Event]:
-    """push to main, feature/x, a branch matching each regex branch filter, tags."""
-    out = list(BASE_EVENTS)
+    """Push to main, feature/x, a branch matching each regex branch filter (of jobs and of
+    schedules) and each branch a schedule names, tags; then a scheduled run on each of those
+    branches (when some workflow has schedule `triggers`), and a manual run on every ref."""
+    refs = list(BASE_EVENTS)
     specs: set[str] = set()
+    plain: set[str] = set()
+
+    def collect(branches: Any, names: bool) -> None:
+        for key in ("only", "ignore"):
+            v = branches.get(key) if isinstance(branches, dict) else None
+            for spec in v if isinstance(v, list) else [v] if v else []:
+                spec = str(spec)
+                if len(spec) > 2 and spec.startswith("/") and spec.endswith("/"):
+                    specs.add(spec[1:-1])
+                elif names and key == "only":
+                    plain.add(spec)
+
     for wf in (config.get("workflows") or {}).values():
         for e in (wf.get("jobs") or []) if isinstance(wf, dict) else []:
             body = next(iter(e.values())) if isinstance(e, dict) else None
             filters = (body or {}).get("filters")  # a string is an expression filter
-            branches = (filters.get("branches") or {}) if isinstance(filters, dict) else {}
-            for key in ("only", "ignore"):
-                v = branches.get(key)
-                for s in v if isinstance(v, list) else [v] if v else []:
-                    if len(s) > 2 and s.startswith("/") and s.endswith("/"):
-                        specs.add(s[1:-1])
-    for regex in sorted(specs):
-        name = _matching_name(regex)
-        if name and ("branch", name) not in out:
-            out.append(("branch", name))
-    return out
+            collect((filters.get("branches") or {}) if isinstance(filters, dict) else {},
+                    names=False)
+    scheduled = _scheduled(config)
+    for triggers in scheduled.values():
+        for t in triggers if isinstance(triggers, list) else []:
+            sched = t.get("schedule") if isinstance(t, dict) else None
+            if isinstance(sched, dict):
+                collect((sched.get("filters") or {}).get("branches"), names=True)
+    names = [_matching_name(regex) for regex in sorted(specs)] + sorted(plain)
+    for name in names:
+        if name and ("branch", name) not in refs:
+            refs.append(("branch", name))
+    # Without `triggers` a scheduled run is not a CircleCI event of this config: CircleCI's
+    # newer scheduled pipelines start an ordinary pipeline (trigger_source, `when`).
+    branches = [n for k, n in refs if k == "branch"] if scheduled else []
+    return (refs + [("schedule", "branch", b) for b in branches]
+            + [("manual", k, n) for k, n in refs])
+
+
+def parts(ev: Event) -> tuple[str, str, str]:
+    """(trigger, ref kind, ref name): a two-element event is a push."""
+    return ("push", ev[0], ev[1]) if len(ev) == 2 else (ev[0], ev[1], ev[2])
+
+
+def ref_of(ev: Event) -> Ref:
+    _, kind, name = parts(ev)
+    return kind, name
 
 
 # ---- what the reference says ------------------------------------------------------------
@@ -137,21 +192,41 @@ def events(config: dict[str, Any]) -> list[Event]:
 class Expectation:
     config: dict[str, Any]
     events: list[Event]
-    exists: dict[Event, dict[str, set[str]]]  # event → workflow → jobs
+    exists: dict[Event, dict[str, set[str]]]  # event → workflow → jobs (CircleCI's rules)
     excluded: dict[str, str]  # workflow → why it is not compared (a warned approximation)
+
+    def target_events(self, target: str) -> list[Event]:
+        """The events compared on `target`: GitHub runs schedules only on the default branch
+        (the warned approximation schedule-default-branch). make/shell: without scheduled
+        workflows a manual run differs from a push only by naming the workflows, whatever the
+        ref, so one manual run (main) is enough (each run costs a process)."""
+        scheduled = bool(_scheduled(self.config))
+        return [e for e in self.events if not (
+            (target == "github" and parts(e)[0] == "schedule" and e[2] != DEFAULT_BRANCH)
+            or (target in ("make", "shell") and not scheduled and parts(e)[0] == "manual"
+                and e[1:] != ("branch", DEFAULT_BRANCH)))]
+
+    def want(self, ev: Event, target: str) -> dict[str, set[str]]:
+        """{workflow: jobs} `target` must run for `ev` (see MANUAL for manual runs)."""
+        trigger, kind, name = parts(ev)
+        if trigger != "manual" or MANUAL[target] == "api":
+            return self.exists[ev]
+        scheduled = _scheduled(self.config)
+        branch, tag = (name, "") if kind == "branch" else ("", name)
+        on_schedule = existing_jobs(self.config, branch, tag, "schedule")
+        return {wf: on_schedule[wf] if wf in scheduled else jobs
+                for wf, jobs in self.exists[ev].items()}
 
 
 def expectation(path: Path, result: Result) -> Expectation:
     config = expanded_config(path.read_text(), config_id(path))
     evs = events(config)
     exists = {}
-    for kind, name in evs:
-        exists[(kind, name)] = existing_jobs(config, *((name, "") if kind == "branch"
-                                                       else ("", name)))
+    for ev in evs:
+        trigger, kind, name = parts(ev)
+        exists[ev] = existing_jobs(config, *((name, "") if kind == "branch" else ("", name)),
+                                   trigger="schedule" if trigger == "schedule" else "push")
     excluded = {}
-    for wf_name, wf in (config.get("workflows") or {}).items():
-        if isinstance(wf, dict) and wf.get("triggers"):
-            excluded[wf_name] = "schedule `triggers` (unsupported-feature: runs on every push)"
     for d in result.diagnostics:
         m = re.match(r"workflow '(.*?)': `(when|unless)` depends on", d.message)
         if d.code == "runtime-condition" and m:
@@ -173,6 +248,20 @@ class TargetView:
     edges: dict[str, set[tuple[str, str]]]
     # GitLab drops absent jobs from the pipeline: their edges order nothing.
     absent_order_nothing: bool = False
+    # {workflow: {job that attaches: the layers it reads, in order, as (persisting job, index
+    # of its persist step)}}: static, a layer of an absent job is simply not there at run time.
+    layers: dict[str, dict[str, list[tuple[str, int]]]] = field(default_factory=dict)
+
+
+def _layer_owners(produced: dict[str, str], attached: dict[str, list[str]],
+                  ) -> dict[str, list[tuple[str, int]]]:
+    """{attaching job: [(owner, index)...]} from {layer name: owner} and {job: layer names};
+    names end with the persist step's index (`-N`, after any per-node suffix is removed)."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for job, names in attached.items():
+        owners = [(produced[n], int(n.rsplit("-", 1)[1])) for n in names]
+        out[job] = list(dict.fromkeys(owners))
+    return out
 
 
 def _github_glob(pattern: str, name: str) -> bool:
@@ -192,16 +281,45 @@ def _push_triggers(push: Any, kind: str, name: str) -> bool:
     return not any(_github_glob(p, name) for p in push[exc])
 
 
+GITHUB_EVENT = {"push": "push", "schedule": "schedule", "manual": "workflow_dispatch"}
+
+
+def _github_started(on: Any, ev: Event) -> bool:
+    """Whether GitHub starts a workflow with this `on:` for the event."""
+    trigger, kind, name = parts(ev)
+    on = on if isinstance(on, dict) else {}
+    if trigger == "push":
+        return "push" in on and _push_triggers(on["push"], kind, name)
+    return GITHUB_EVENT[trigger] in on
+
+
+def _github_if_jobs(jobs: dict[str, Any], ev: Event) -> set[str]:
+    """Without a gate: the jobs whose `if:` holds for the event, a job skipped when one of its
+    needs was (GitHub's default `success()`). Such workflows only test the ref's kind."""
+    kind = parts(ev)[1]
+    ran: set[str] = set()
+    for jid, job in jobs.items():  # cicompile writes jobs in topological order
+        needs = job.get("needs") or []
+        cond = str(job.get("if", ""))
+        on_branches = "github.ref_type == 'branch'" in cond
+        assert on_branches or "github.ref" not in cond, f"{jid}: a ref test without a gate"
+        # (other terms test needs' results: when a job runs, not whether it exists)
+        ok = kind == "branch" or not on_branches
+        if ok and all(n in ran for n in ([needs] if isinstance(needs, str) else needs)):
+            ran.add(jid)
+    return ran
+
+
 def github_view(result: Result, evs: list[Event]) -> TargetView:
     exists: dict[Event, dict[str, set[str]]] = {e: {} for e in evs}
     edges: dict[str, set[tuple[str, str]]] = {}
+    layers: dict[str, dict[str, list[tuple[str, int]]]] = {}
     for text in result.files.values():
         doc = yaml.safe_load(text)
         wf = re.search(r"^# CircleCI workflow: (.*)$", text, re.M)
         assert wf, text[:300]
         wf_name = wf.group(1)
         on = doc.get("on", doc.get(True))
-        push = on.get("push") if isinstance(on, dict) else None
         names = {jid: str(j.get("name", jid)) for jid, j in doc["jobs"].items()
                  if jid != "circleci-gate"}
         edges[wf_name] = set()
@@ -210,57 +328,139 @@ def github_view(result: Result, evs: list[Event]) -> TargetView:
             for n in [needs] if isinstance(needs, str) else needs:
                 if n != "circleci-gate" and jid != "circleci-gate":
                     edges[wf_name].add((names[n], names[jid]))
+        produced: dict[str, str] = {}
+        attached: dict[str, list[str]] = {}
+        for jid, j in doc["jobs"].items():
+            for step in j.get("steps") or []:
+                art = str((step.get("with") or {}).get("name", ""))
+                if not art.startswith("cicompile-workspace-"):
+                    continue
+                art = re.sub(r"-node(\d+|\$\{\{.*\}\})$", "", art)
+                if str(step.get("uses", "")).startswith("actions/upload-artifact"):
+                    produced[art] = names[jid]
+                elif str(step.get("uses", "")).startswith("actions/download-artifact"):
+                    attached.setdefault(names[jid], []).append(art)
+        layers[wf_name] = _layer_owners(produced, attached)
         gate = doc["jobs"].get("circleci-gate")
-        outputs: dict[Event, set[str]] = {}
+        runs = [(GITHUB_EVENT[parts(e)[0]], *ref_of(e)) for e in evs]
         if gate is None:
-            outputs = {e: set(names) for e in evs}
+            outputs = {r: _github_if_jobs(doc["jobs"], e) for r, e in zip(runs, evs, strict=True)}
         else:
-            outputs = gate_outputs(gate["steps"][0]["run"], list(evs))
-        for e in evs:
-            triggered = _push_triggers(push, *e)
-            exists[e][wf_name] = {names[j] for j in outputs[e] if j in names} if triggered \
+            outputs = gate_outputs(gate["steps"][0]["run"], list(dict.fromkeys(runs)))
+        for e, r in zip(evs, runs, strict=True):
+            started = _github_started(on, e)
+            exists[e][wf_name] = {names[j] for j in outputs[r] if j in names} if started \
                 else set()
-    return TargetView(exists, edges)
+    return TargetView(exists, edges, layers=layers)
 
 
 # ---- GitLab (gitlab-ci-local) -----------------------------------------------------------
 
-def gitlab_view(result: Result, evs: list[Event], repo: Path) -> TargetView:
-    from tests.gitlab_helpers import make_repo, require_gcl
+# CI_PIPELINE_SOURCE per trigger: a manual run is GitLab's "Run pipeline" button.
+GITLAB_SOURCE = {"push": "push", "schedule": "schedule", "manual": "web"}
+_GITLAB_GLOBAL = {"default", "include", "stages", "variables", "workflow", "image", "services",
+                  "cache", "before_script", "after_script", "spec"}
+# What decides whether a job is in the pipeline; the rest (needs, scripts...) is left out.
+_GITLAB_RULE_KEYS = ("rules", "when", "variables")
 
-    assert isinstance(result.pipeline, Pipeline)
-    names = gitlab_job_names(result.pipeline)
-    back = {gl: wf_node for wf_node, gl in names.items()}
-    make_repo(repo, result.files[".gitlab-ci.yml"])
-    exists: dict[Event, dict[str, set[str]]] = {}
-    edges: dict[str, set[tuple[str, str]]] = {wf: set() for wf in wf_names(result)}
-    for kind, name in evs:
-        args = (["--variable", f"CI_COMMIT_BRANCH={name}"] if kind == "branch" else
-                ["--variable", "CI_COMMIT_BRANCH=", "--variable", f"CI_COMMIT_TAG={name}"])
-        # To a file: through a pipe, gitlab-ci-local's output stops at 128 KiB.
-        env = {**os.environ,
-               "GCL_IGNORE_PREDEFINED_VARS": "CI_COMMIT_BRANCH,CI_COMMIT_TAG,CI_PIPELINE_SOURCE"}
-        with (repo.parent / f"{repo.name}.json").open("w+") as f:
-            rc = subprocess.run([str(require_gcl()), "--list-json", "--no-json-schema-validation",
-                                 *args], cwd=repo, env=env, stdout=f,
-                                stderr=subprocess.DEVNULL, timeout=300).returncode
-            f.seek(0)
-            listing = f.read()
-        assert rc == 0, listing[-3000:]
-        jobs = json.loads(listing[listing.index("["):])
-        per: dict[str, set[str]] = {wf: set() for wf in wf_names(result)}
-        for j in jobs:
-            if j["when"] == "never":
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+@functools.lru_cache(maxsize=256)
+def _gitlab_doc(gitlab_yml: str) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.load(gitlab_yml, Loader=_LOADER)  # noqa: S506 - a safe loader
+    return doc
+
+
+def gitlab_rules_jobs(gitlab_yml: str, evs: list[Event],
+                      prefix: str = "") -> tuple[dict[str, Any], list[list[str]]]:
+    """Jobs that evaluate one config's rules for every event at once, and the config's jobs
+    behind each rule set.
+
+    Jobs with the same rules (and variables) are in or out together, so each distinct rule
+    set `k` is evaluated once per event `i`, as job `{prefix}e{i}/r{k}`, whose variables set
+    the pipeline's CI_PIPELINE_SOURCE and CI_COMMIT_BRANCH or CI_COMMIT_TAG (see
+    gitlab_helpers for tag pipelines): gitlab-ci-local evaluates `rules:if` with the job's
+    variables. The config's global `variables` are merged into each job."""
+    doc = _gitlab_doc(gitlab_yml)
+    groups: dict[str, list[str]] = {}
+    bodies: dict[str, dict[str, Any]] = {}
+    for name, job in doc.items():
+        if name in _GITLAB_GLOBAL or name.startswith(".") or not isinstance(job, dict):
+            continue
+        body = {k: job[k] for k in _GITLAB_RULE_KEYS if k in job}
+        body["variables"] = {**(doc.get("variables") or {}), **(job.get("variables") or {})}
+        key = json.dumps(body, sort_keys=True)
+        groups.setdefault(key, []).append(name)
+        bodies[key] = body
+    out: dict[str, Any] = {}
+    for i, ev in enumerate(evs):
+        trigger, kind, name = parts(ev)
+        # gitlab-ci-local derives CI_COMMIT_BRANCH from the checkout unless it is set: empty
+        # in tag pipelines (which rules treat as unset, as GitLab leaves it there).
+        ref = {"CI_PIPELINE_SOURCE": GITLAB_SOURCE[trigger],
+               **({"CI_COMMIT_BRANCH": name} if kind == "branch"
+                  else {"CI_COMMIT_BRANCH": "", "CI_COMMIT_TAG": name})}
+        for k, body in enumerate(bodies.values()):
+            out[f"{prefix}e{i}/r{k}"] = {**body, "variables": {**body["variables"], **ref},
+                                         "script": [":"]}
+    return out, list(groups.values())
+
+
+def gitlab_views(items: list[tuple[Result, list[Event]]], repo: Path) -> list[TargetView]:
+    """gitlab_view for many configs with one gitlab-ci-local process (its start-up dominates:
+    one process per config and event took 146 s for the corpus's push events alone)."""
+    from tests.gitlab_helpers import gcl_list, make_repo
+
+    pipeline: dict[str, Any] = {}
+    groups: list[list[list[str]]] = []
+    for n, (result, evs) in enumerate(items):
+        jobs, g = gitlab_rules_jobs(result.files[".gitlab-ci.yml"], evs, f"c{n}/")
+        pipeline.update(jobs)
+        groups.append(g)
+    make_repo(repo, yaml.dump(pipeline, Dumper=_DUMPER, sort_keys=False))
+    listing = gcl_list(repo)
+    views = []
+    for n, (result, evs) in enumerate(items):
+        assert isinstance(result.pipeline, Pipeline)
+        back = {gl: wf_node for wf_node, gl in gitlab_job_names(result.pipeline).items()}
+        exists: dict[Event, dict[str, set[str]]] = {e: {wf: set() for wf in wf_names(result)}
+                                                    for e in evs}
+        for j in listing:
+            m = re.fullmatch(rf"c{n}/e(\d+)/r(\d+)", j["name"])
+            if m and j["when"] != "never":
+                for gl in groups[n][int(m.group(2))]:
+                    wf, node = back[gl]
+                    exists[evs[int(m.group(1))]][wf].add(node)
+        edges: dict[str, set[tuple[str, str]]] = {wf: set() for wf in wf_names(result)}
+        produced: dict[str, dict[str, str]] = {wf: {} for wf in wf_names(result)}
+        attached: dict[str, dict[str, list[str]]] = {wf: {} for wf in wf_names(result)}
+        for gl, job in _gitlab_doc(result.files[".gitlab-ci.yml"]).items():
+            if gl not in back:
                 continue
-            # A parallel job is listed once per node: `name: [1/2]`.
-            wf, node = back[re.sub(r":? \[\d+/\d+\]$", "", j["name"])]
-            per[wf].add(node)
-            for need in j.get("needs") or []:
+            wf, node = back[gl]
+            for need in job.get("needs") or []:
                 nwf, nnode = back[need["job"] if isinstance(need, dict) else need]
                 assert nwf == wf
                 edges[wf].add((nnode, node))
-        exists[(kind, name)] = per
-    return TargetView(exists, edges, absent_order_nothing=True)
+            for path in (job.get("artifacts") or {}).get("paths") or []:
+                m = re.fullmatch(r"\.cicompile/workspace/(.*?)(-node\*)?\.tar", path)
+                if m:
+                    produced[wf][m.group(1)] = node
+            for line in job.get("script") or []:
+                m = re.search(r"^for layer in (.*); do$", str(line), re.M)
+                if m:
+                    attached[wf].setdefault(node, []).extend(
+                        re.sub(r"-node\d+$", "", n) for n in m.group(1).split())
+        views.append(TargetView(exists, edges, absent_order_nothing=True, layers={
+            wf: _layer_owners(produced[wf], attached[wf]) for wf in wf_names(result)}))
+    return views
+
+
+def gitlab_view(result: Result, evs: list[Event], repo: Path) -> TargetView:
+    return gitlab_views([(result, evs)], repo)[0]
 
 
 # ---- make / shell (CICOMPILE_DRY_RUN=1) ---------------------------------------------------
@@ -302,12 +502,32 @@ def local_view(result: Result, target: str, evs: list[Event], workdir: Path) -> 
         for wid, _, name, needs in nodes.values():
             for need in needs:
                 edges[wfs[wid]].add((nodes[need][2], name))
+    by_id = {(wid, node_id): name for wid, node_id, name, _ in nodes.values()}
+    layers: dict[str, dict[str, list[tuple[str, int]]]] = {w: {} for w in wfs.values()}
+    for key, body in re.findall(r"^cc_job_(\w+)\(\) \{\n(.*?)^\}$", text.replace("$$", "$"),
+                                re.M | re.S):
+        if key not in nodes:  # a function of the runtime (cc_job_setup)
+            continue
+        wid, _, name, _ = nodes[key]
+        for line in re.findall(r"^\s*cc_attach (.*)$", body, re.M):
+            for layer in shlex.split(line)[1:]:
+                owner, index = re.sub(r"@\d+$", "", layer).rsplit("-", 1)
+                entry = (by_id[(wid, owner)], int(index))
+                if entry not in layers[wfs[wid]].setdefault(name, []):
+                    layers[wfs[wid]][name].append(entry)
     exists: dict[Event, dict[str, set[str]]] = {}
-    for kind, name in evs:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCLE", "MAKE"))}
+    for ev in evs:
+        trigger, kind, name = parts(ev)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("CIRCLE", "MAKE", "CICOMPILE"))}
         env.update(CICOMPILE_DRY_RUN="1", CI="true",
                    **({"CIRCLE_BRANCH": name} if kind == "branch" else {"CIRCLE_TAG": name}))
-        cmd = ["make", "-s", "-j4", "-f", fname] if target == "make" else ["bash", fname]
+        if trigger == "schedule":
+            env["CICOMPILE_TRIGGER"] = "schedule"
+        # By hand: every workflow named on the command line (each runs whatever its trigger).
+        named = list(wfs) if trigger == "manual" else []
+        cmd = (["make", "-s", "-j4", "-f", fname, *[f"workflow.{w}" for w in named]]
+               if target == "make" else ["bash", fname, *named])
         r = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
                            timeout=600, stdin=subprocess.DEVNULL)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -317,24 +537,45 @@ def local_view(result: Result, target: str, evs: list[Event], workdir: Path) -> 
             assert status in ("success", "skipped"), (nname, status)
             if status == "success":
                 per[wfs[wid]].add(nname)
-        exists[(kind, name)] = per
-    return TargetView(exists, edges)
+        exists[ev] = per
+    return TargetView(exists, edges, layers=layers)
 
 
 # ---- comparison ---------------------------------------------------------------------------
 
+def layer_mismatches(exp: Expectation, view: TargetView, target: str) -> list[str]:
+    """Workspace layers each attaching job reads: those of its upstream jobs (the reference),
+    each once, an upstream job's before a downstream one's."""
+    out = []
+    for wf, got in view.layers.items():
+        if wf in exp.excluded:
+            continue
+        want = workspace_layers(exp.config, wf)
+        upstream = ordering(exp.config, wf, set(workflow_entries(exp.config)[wf]))
+        for job in sorted(set(want) | set(got)):
+            have = got.get(job, [])
+            if set(have) != want.get(job, set()) or len(have) != len(set(have)):
+                out.append(f"{target} workflow {wf}: {job} attaches {have}, want"
+                           f" {sorted(want.get(job, set()))}")
+            elif any((b, a) in upstream for i, (a, _) in enumerate(have)
+                     for b, _ in have[i + 1:]):
+                out.append(f"{target} workflow {wf}: {job} attaches layers out of order {have}")
+    return out
+
+
 def mismatches(exp: Expectation, view: TargetView, target: str) -> list[str]:
     """Differences between a target and the reference, one line each (empty: they agree)."""
-    out = []
-    for ev in exp.events:
-        ref = exp.exists[ev]
+    out = layer_mismatches(exp, view, target)
+    for ev in exp.target_events(target):
+        ref = exp.want(ev, target)
         got = view.exists[ev]
+        label = f"{target} {' '.join(parts(ev))}"
         for wf in sorted(set(ref) | set(got)):
             if wf in exp.excluded:
                 continue
             want, have = ref.get(wf, set()), got.get(wf, set())
             if want != have:
-                out.append(f"{target} {ev[0]} {ev[1]} workflow {wf}: missing"
+                out.append(f"{label} workflow {wf}: missing"
                            f" {sorted(want - have)}, extra {sorted(have - want)}")
                 continue
             if not want:
@@ -346,7 +587,7 @@ def mismatches(exp: Expectation, view: TargetView, target: str) -> list[str]:
             closure = transitive_closure(edges)
             got_order = {(a, b) for a, b in closure if a in want and b in want}
             if got_order != ref_order:
-                out.append(f"{target} {ev[0]} {ev[1]} workflow {wf}: ordering missing"
+                out.append(f"{label} workflow {wf}: ordering missing"
                            f" {sorted(ref_order - got_order)[:5]}, extra"
                            f" {sorted(got_order - ref_order)[:5]}")
     return out

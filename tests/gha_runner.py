@@ -343,21 +343,24 @@ class WorkflowRunner:
         return True, {}, f"restored cache {hit[1]['key']}"
 
 
-def gate_outputs(script: str, events: list[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
-    """Run a generated `circleci-gate` script once per (ref type, ref name) in one bash
-    process; for each event, the job ids whose output is `true`."""
-    driver = "script=" + shlex.quote(script) + "\n" + "".join(
-        f"echo '@@ {k} {n}'; out=$(mktemp); GITHUB_REF_TYPE={k} GITHUB_REF_NAME={shlex.quote(n)}"
-        f' GITHUB_OUTPUT="$out" bash -c "$script" >/dev/null; cat "$out"; rm -f "$out"\n'
-        for k, n in events
-    )
+def gate_outputs(script: str, events: list[tuple[str, ...]]) -> dict[tuple[str, ...], set[str]]:
+    """Run a generated `circleci-gate` script once per event in one bash process; for each
+    event, the job ids whose output is `true`. An event is (ref type, ref name), a push, or
+    (GitHub event name, ref type, ref name)."""
+    def one(ev: tuple[str, ...]) -> str:
+        gh_event, kind, name = ("push", *ev) if len(ev) == 2 else ev
+        return (f"echo {shlex.quote('@@ ' + chr(31).join(ev))}; out=$(mktemp);"
+                f" GITHUB_EVENT_NAME={shlex.quote(gh_event)} GITHUB_REF_TYPE={kind}"
+                f" GITHUB_REF_NAME={shlex.quote(name)}"
+                ' GITHUB_OUTPUT="$out" bash -c "$script" >/dev/null; cat "$out"; rm -f "$out"\n')
+
+    driver = "script=" + shlex.quote(script) + "\n" + "".join(one(e) for e in events)
     out = subprocess.run(["bash", "-c", driver], capture_output=True, text=True, check=True)
-    results: dict[tuple[str, str], set[str]] = {}
-    current: tuple[str, str] | None = None
+    results: dict[tuple[str, ...], set[str]] = {}
+    current: tuple[str, ...] | None = None
     for line in out.stdout.splitlines():
         if line.startswith("@@ "):
-            _, k, n = line.split(" ", 2)
-            current = (k, n)
+            current = tuple(line[3:].split(chr(31)))
             results[current] = set()
         elif current and line.endswith("=true"):
             results[current].add(line.rsplit("=", 1)[0])

@@ -133,3 +133,20 @@ def listed_jobs(repo: Path, tag: str | None = None) -> dict[str, dict[str, Any]]
     start = r.stdout.index("[")
     jobs = json.loads(r.stdout[start:])
     return {j["name"]: j for j in jobs if j["when"] != "never"}
+
+
+def gcl_list(repo: Path) -> list[dict[str, Any]]:
+    """Every job of the pipeline as `--list-json` reports it (`when: never` included), with no
+    predefined branch, tag or pipeline source: the config's variables decide them."""
+    env = {**os.environ, "GCL_IGNORE_PREDEFINED_VARS": "CI_COMMIT_BRANCH,CI_COMMIT_TAG,"
+                                                       "CI_PIPELINE_SOURCE"}
+    # To a file: through a pipe, gitlab-ci-local's output stops at 128 KiB.
+    with (repo.parent / f"{repo.name}.json").open("w+") as f:
+        rc = subprocess.run([str(require_gcl()), "--list-json", "--no-json-schema-validation"],
+                            cwd=repo, env=env, stdout=f, stderr=subprocess.DEVNULL,
+                            timeout=300).returncode
+        f.seek(0)
+        listing = f.read()
+    assert rc == 0, listing[-3000:]
+    jobs: list[dict[str, Any]] = json.loads(listing[listing.index("["):])
+    return jobs

@@ -221,29 +221,68 @@ def workflow_entries(config: dict[str, Any]) -> dict[str, dict[str, dict[str, An
     wfs = config.get("workflows")
     if not isinstance(wfs, dict):
         return {"workflow": {"build": {}}} if "build" in (config.get("jobs") or {}) else {}
-    out: dict[str, dict[str, dict[str, Any]]] = {}
+    return {wf: {name: body for name, (_, body) in entries.items()}
+            for wf, entries in _entries(config).items()}
+
+
+def entry_jobs(config: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """{workflow: {invocation name: the job it runs}} (approvals name no defined job)."""
+    return {wf: {name: job for name, (job, _) in entries.items()}
+            for wf, entries in _entries(config).items()}
+
+
+def _entries(config: dict[str, Any]) -> dict[str, dict[str, tuple[str, dict[str, Any]]]]:
+    wfs = config.get("workflows")
+    if not isinstance(wfs, dict):
+        return {"workflow": {"build": ("build", {})}} if "build" in (config.get("jobs") or {}) \
+            else {}
+    out: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}
     for wf_name, wf in wfs.items():
         if wf_name == "version" or not isinstance(wf, dict):
             continue
-        named: list[tuple[str, dict[str, Any]]] = []
+        named: list[tuple[str, str, dict[str, Any]]] = []
         for e in wf.get("jobs") or []:
             if isinstance(e, str):
-                named.append((e, {}))
+                named.append((e, e, {}))
             else:
                 (job, body), = e.items()
                 body = body or {}
-                named.append((str(body.get("name") or job), body))
+                named.append((str(body.get("name") or job), str(job), body))
         counts: dict[str, int] = {}
-        for name, _ in named:
+        for name, _, _ in named:
             counts[name] = counts.get(name, 0) + 1
         seen: dict[str, int] = {}
-        entries: dict[str, dict[str, Any]] = {}
-        for name, body in named:
+        entries: dict[str, tuple[str, dict[str, Any]]] = {}
+        for name, job, body in named:
             if counts[name] > 1:
                 seen[name] = seen.get(name, 0) + 1
                 name = f"{name}-{seen[name]}"
-            entries[name] = body
+            entries[name] = (job, body)
         out[str(wf_name)] = entries
+    return out
+
+
+def _steps_named(config: dict[str, Any], job: str, step: str) -> int:
+    job_def = (config.get("jobs") or {}).get(job)
+    steps = job_def.get("steps") if isinstance(job_def, dict) else None
+    return sum(1 for s in steps or [] if isinstance(s, dict) and step in s)
+
+
+def workspace_layers(config: dict[str, Any], workflow: str) -> dict[str, set[tuple[str, int]]]:
+    """{invocation that attaches the workspace: the layers (persisting job, index of its
+    `persist_to_workspace` step) it sees}: those of all its upstream jobs, transitively
+    through `requires` (§3.11); never a sibling's or a descendant's."""
+    entries = workflow_entries(config)[workflow]
+    # An approval runs no job, even one named like a defined job.
+    jobs = {j: job for j, job in entry_jobs(config)[workflow].items()
+            if entries[j].get("type") != "approval"}
+    upstream = transitive_closure({(r, j) for j, body in entries.items()
+                                   for r in requirements(body) if r in entries})
+    out: dict[str, set[tuple[str, int]]] = {}
+    for j, job in jobs.items():
+        if _steps_named(config, job, "attach_workspace"):
+            out[j] = {(a, i) for a, b in upstream if b == j and a in jobs
+                      for i in range(_steps_named(config, jobs[a], "persist_to_workspace"))}
     return out
 
 
@@ -256,22 +295,39 @@ def requirements(body: dict[str, Any]) -> list[str]:
     return out
 
 
+def schedule_fires(triggers: Any, branch: str, tag: str) -> bool:
+    """Whether one of a workflow's schedules runs it for this ref (§5.7): schedules are
+    registered per branch, for the branches their `filters.branches` admits; never on tags."""
+    if tag:
+        return False
+    for t in triggers if isinstance(triggers, list) else []:
+        sched = t.get("schedule") if isinstance(t, dict) else None
+        if isinstance(sched, dict):
+            branches = (sched.get("filters") or {}).get("branches")
+            if filters_pass({"branches": branches} if branches else {}, branch, ""):
+                return True
+    return False
+
+
 def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "",
                   trigger: str = "push") -> dict[str, set[str]]:
     """{workflow: names of the job invocations that exist in a pipeline for this ref}.
 
-    A push pipeline: a workflow with schedule `triggers` runs only on its schedule (§5.7).
-    `trigger` is `push` or `schedule` (a scheduled pipeline, `pipeline.trigger_source` =
-    `scheduled_pipeline`): only workflows whose condition reads the trigger run on one.
+    `trigger` is `push` (also an API or UI-triggered pipeline) or `schedule`: a workflow with
+    schedule `triggers` runs only on its schedule (§5.7), and on a scheduled run only it and
+    the workflows whose condition reads the trigger (a scheduled pipeline of the newer schedule
+    triggers, `pipeline.trigger_source` = `scheduled_pipeline`) run.
     """
     out: dict[str, set[str]] = {}
     wfs = config.get("workflows")
     wfs = wfs if isinstance(wfs, dict) else {}
     source = "scheduled_pipeline" if trigger == "schedule" else "webhook"
     for wf_name, entries in workflow_entries(config).items():
+        triggers = (wfs.get(wf_name) or {}).get("triggers")
+        runs = schedule_fires(triggers, branch, tag) if trigger == "schedule" else not triggers
         wf_body = wfs.get(wf_name) or {}
-        runs = not wf_body.get("triggers") and (
-            trigger == "push" or reads_trigger_source(wf_body))
+        if not triggers and reads_trigger_source(wf_body):
+            runs = True
         if runs and not workflow_runs(wf_body, pipeline_values(branch, tag, source)):
             runs = False
         if not runs:
