@@ -91,6 +91,9 @@ WORKFLOW_ENV = {
     "CIRCLE_SHA1": "${{ github.sha }}",
     "CIRCLE_WORKFLOW_ID": "${{ github.run_id }}",
     "CIRCLE_BUILD_NUM": "${{ github.run_number }}",
+    # The run's page: GitHub has no per-job URL in its contexts (semantics §7).
+    "CIRCLE_BUILD_URL": "${{ github.server_url }}/${{ github.repository }}/actions/runs/"
+                        "${{ github.run_id }}",
     "CIRCLE_PIPELINE_ID": "${{ github.run_id }}",
     "CIRCLE_PROJECT_USERNAME": "${{ github.repository_owner }}",
     "CIRCLE_PROJECT_REPONAME": "${{ github.event.repository.name }}",
