@@ -134,6 +134,17 @@ def _github_dir(path: str) -> tuple[str | None, str | None]:
     return None, "~/" + path  # CircleCI resolves a relative working_directory from $HOME
 
 
+def _env_dir(path: str) -> str:
+    """CIRCLE_WORKING_DIRECTORY: where the job's steps run (semantics §7). `~/project` is the
+    workspace, which the runner also rewrites to its container path in container jobs; other
+    paths as written (CircleCI's own value may hold a literal `~`)."""
+    if path in (PROJECT, PROJECT + "/"):
+        return "${{ github.workspace }}"
+    if path.startswith(PROJECT + "/"):
+        return "${{ github.workspace }}/" + literal(path[len(PROJECT) + 1 :].rstrip("/"))
+    return literal(path)
+
+
 def _shell_path(path: str) -> str:
     """A CircleCI path as a bash word on GitHub (`~/project` is `$GITHUB_WORKSPACE`)."""
     if path in (PROJECT, PROJECT + "/"):
@@ -429,7 +440,7 @@ class _JobEmitter:
     def env(self, job: ir.Job) -> dict[str, str]:
         env = {
             "CIRCLE_JOB": literal(self.node.name),
-            "CIRCLE_WORKING_DIRECTORY": literal(job.working_directory),
+            "CIRCLE_WORKING_DIRECTORY": _env_dir(job.working_directory),
         }
         if job.parallelism > 1:
             # The workflow-level defaults are 0 and 1; a parallel job's legs override them.
