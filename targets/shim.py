@@ -34,12 +34,15 @@ def _commands(job: ir.Job) -> list[str]:
 
 def needs_shim(job: ir.Job) -> bool:
     """Whether the job gets the shim: it is parallel or calls the in-job CLI."""
-    return job.parallelism > 1 or any(_USES_CLI.search(c) for c in _commands(job))
+    # The `in` test first: both patterns contain the word, and they open with a lookbehind,
+    # which makes the regex engine try every position of every command.
+    return job.parallelism > 1 or any(
+        "circleci" in c and _USES_CLI.search(c) for c in _commands(job))
 
 
 def may_halt(job: ir.Job) -> bool:
     """Whether a step may call `circleci-agent step halt` (targets then guard later steps)."""
-    return any(_USES_AGENT.search(c) for c in _commands(job))
+    return any("circleci-agent" in c and _USES_AGENT.search(c) for c in _commands(job))
 
 
 def install_script(directory: str) -> str:
