@@ -6,7 +6,6 @@ fixed width; `on` and other YAML 1.1 booleans-in-disguise are quoted by the repr
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import yaml
@@ -80,13 +79,8 @@ def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", data)
 
 
-# A line ending in whitespace: a whitespace character (not the newline) before a newline or at
-# the end (what `line != line.rstrip()` finds, for every line, in one scan).
-_TRAILING_SPACE = re.compile(r"[^\S\n](?:\n|\Z)")
-
-
 def _literal(data: str) -> bool:
-    return "\n" in data and not _TRAILING_SPACE.search(data)
+    return "\n" in data and not any(line != line.rstrip() for line in data.split("\n"))
 
 
 _Dumper.add_representer(str, _str_representer)
