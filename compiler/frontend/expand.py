@@ -1242,7 +1242,6 @@ class _WorkflowExpander(_Expander):
                                      f" a job of job group {plan.members[name]!r}: require the"
                                      " group instead", where)
 
-
     def join_group(self, inv: _Invocation, group: str,
                    given: Mapping[str, tuple[YScalar, YNode]], rename: Mapping[str, str]
                    ) -> None:
