@@ -666,7 +666,13 @@ class _JobEmitter:
         return {
             "name": "Add SSH keys",
             "env": env,
-            "run": 'export SSH_AUTH_SOCK="$RUNNER_TEMP/cicompile-ssh-agent.sock"\n' + script
+            # A Unix socket path is limited to 107 bytes; a self-hosted runner's temp dir
+            # can be deeper than that.
+            "run": 'SSH_AUTH_SOCK="$RUNNER_TEMP/cicompile-ssh-agent.sock"\n'
+            'if [ "${#SSH_AUTH_SOCK}" -gt 100 ]; then\n'
+            '  SSH_AUTH_SOCK="$(mktemp -d /tmp/cicompile-ssh.XXXXXX)/agent.sock"\n'
+            'fi\n'
+            'export SSH_AUTH_SOCK\n' + script
             + 'echo "SSH_AUTH_SOCK=$SSH_AUTH_SOCK" >> "$GITHUB_ENV"\n',
         }
 
