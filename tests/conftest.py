@@ -20,6 +20,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The default suite gates every merge, so its property tests replay the same examples on
+    # every run (a failure is reproducible, never a coin toss); --long-fuzz explores freshly.
+    from hypothesis import settings
+
+    settings.register_profile("suite", derandomize=True, database=None)
+    settings.register_profile("long-fuzz", database=None)
+    settings.load_profile("long-fuzz" if config.getoption("--long-fuzz") else "suite")
+
+
 _SESSION_START: list[float] = []
 
 
