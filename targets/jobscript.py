@@ -41,6 +41,7 @@ from cicompile.targets.refmatch import (
     bash_condition,
     unsupported_regex_features,
 )
+from cicompile.targets.runners import report_host_platform
 from cicompile.targets.services import local_services, report_local_services
 from cicompile.targets.shim import install_script, needs_shim
 from cicompile.targets.watchdog import watchdog_functions
@@ -305,6 +306,7 @@ class _Builder:
         self, job: ir.Job, wf: ir.Workflow, node: ir.WorkflowNode, ids: dict[str, str]
     ) -> JobView:
         report_local_services(self.ctx.diags, job)
+        report_host_platform(self.ctx.diags, job)
         env: list[str] = []
         if job.executor.kind is ir.ExecutorKind.DOCKER and job.executor.images:
             # The primary image's environment, under the job's (semantics §10.1).

@@ -465,3 +465,18 @@ def load_runner_map(text: str, path: str, diags: Diagnostics) -> RunnerMap:
     if diags.has_errors:
         raise ConfigError
     return RunnerMap(found.get("github", ()), found.get("gitlab", ()))
+
+
+def report_host_platform(diags: Diagnostics, job: ir.Job) -> None:
+    """make/shell run every job on this host, whatever operating system CircleCI gave it."""
+    os = _os(job.executor)
+    if os == LINUX:
+        return
+    name = "macOS" if os == MACOS else "Windows"
+    diags.warning(
+        "local-platform",
+        f"job {job.name!r} ran on {name} on CircleCI; the make and shell targets run it on this"
+        " host, so its commands need that system's tools: run the script on such a machine"
+        " for this job",
+        job.executor.span or job.span,
+    )
