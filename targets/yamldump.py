@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from cicompile.frontend.yaml_loader import MemoisedResolver
 
 # libyaml's emitter (5-10x faster than PyYAML's Python one); both write block sequences
 # "indentless" (`key:` then `- item` at the same column), so the output is the same either way.
@@ -20,9 +21,7 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
-class _Dumper(_Base):  # type: ignore[misc]
-    _scalar_tags: dict[tuple[str, Any], str] = {}
-
+class _Dumper(MemoisedResolver, _Base):  # type: ignore[misc]
     def ignore_aliases(self, data: Any) -> bool:
         return True
 
@@ -48,26 +47,7 @@ class _Dumper(_Base):  # type: ignore[misc]
                                      flow_style=self.default_flow_style)
         return super().represent_data(data)  # type: ignore[no-any-return]
 
-    # The emitter calls these two around every node; without path resolvers they do nothing,
-    # and C callables that ignore their arguments spare a Python frame per node.
-    descend_resolver: Any = {}.get  # (parent, index) -> index, ignored
-    ascend_resolver: Any = [].clear  # () -> None
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        # The emitter asks twice per scalar whether its text would read back as a string; the
-        # answer depends only on the text (SafeDumper has no path resolvers).
-        if kind is yaml.MappingNode:
-            return self.DEFAULT_MAPPING_TAG
-        if kind is yaml.SequenceNode:
-            return self.DEFAULT_SEQUENCE_TAG
-        key = (value, implicit)
-        tag = self._scalar_tags.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(self._scalar_tags) > 50_000:  # bounded: a long-running process stays small
-                self._scalar_tags.clear()
-            self._scalar_tags[key] = tag
-        return tag
 
 
 def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:

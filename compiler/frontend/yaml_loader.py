@@ -121,36 +121,46 @@ class _LenientLoader(
         yaml.resolver.Resolver.__init__(self)
 
 
-_CBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class MemoisedResolver:
+    """Mixin for a PyYAML loader or dumper: scalar tag resolution memoised.
 
-
-class _CLoader(_CBase):  # type: ignore[misc]
-    """libyaml's composer with the scalar tag resolution memoised.
-
-    The composer asks `resolve` for the tag of every node; for a scalar the answer depends only
-    on its text and on whether it was plain (SafeLoader has no path resolvers), and the same
-    keys and values recur across a config.
+    Composer and emitter ask `resolve` for the tag of every node (the emitter twice per
+    scalar); without path resolvers (the safe loader and dumper have none) a scalar's answer
+    depends only on its text and on whether it is plain, and the same texts recur. Each class
+    using the mixin gets its own memo.
     """
 
-    _scalar_tags: dict[tuple[str, Any], str] = {}
-    # The composer also calls these two around every node; without path resolvers they do
-    # nothing, and C callables that ignore their arguments spare a Python frame per node.
+    _scalar_tags: dict[tuple[str, Any], str]
+    # Called around every node; without path resolvers they do nothing, and C callables that
+    # ignore their arguments spare a Python frame per node.
     descend_resolver: Any = {}.get  # (parent, index) -> index, ignored
     ascend_resolver: Any = [].clear  # () -> None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._scalar_tags = {}
+
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if kind is MappingNode:
-            return self.DEFAULT_MAPPING_TAG
+            return yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
         if kind is SequenceNode:
-            return self.DEFAULT_SEQUENCE_TAG
+            return yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
         key = (value, implicit)
         tag = self._scalar_tags.get(key)
         if tag is None:
-            tag = super().resolve(kind, value, implicit)
+            tag = _resolve(self, kind, value, implicit)
             if len(self._scalar_tags) > 50_000:  # bounded: a long-running process stays small
                 self._scalar_tags.clear()
             self._scalar_tags[key] = tag
         return tag
+
+
+_resolve: Any = yaml.resolver.BaseResolver.resolve
+_CBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CLoader(MemoisedResolver, _CBase):  # type: ignore[misc]
+    """libyaml's composer with the scalar tag resolution memoised."""
 
 
 def _compose(text: str) -> Node | None:
