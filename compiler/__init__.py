@@ -1,12 +1,14 @@
 """cicompile: compile CircleCI configs into GitHub Actions, GitLab CI, Makefile and shell.
 
-Public API: `compile_config(text, target, path=..., pipeline_params=...)` → `Result`.
+Public API: `compile_config(text, target, path=..., pipeline_params=...)` → `Result`;
+`compile_targets(text, targets, ...)` → {target: `Result`}, the same results with the front end
+run once; `front_end(text, ...)` → `FrontEnd`, whose `emit(target)` → `Result`.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import field
 from pathlib import Path
 from typing import Any
@@ -63,39 +65,81 @@ def compile_config(text: str, target: str, *, path: str = "config.yml",
                    pipeline_params: dict[str, str] | None = None,
                    orb_dir: Path | None = None, runner_map: object = None) -> Result:
     """`runner_map`: a `targets.runners.RunnerMap` (`--runner-map`) overriding default runners."""
+    return front_end(text, path=path, pipeline_params=pipeline_params, orb_dir=orb_dir,
+                     runner_map=runner_map, keep_expanded=target == "circleci").emit(target)
+
+
+def compile_targets(text: str, targets: Iterable[str], *, path: str = "config.yml",
+                    pipeline_params: dict[str, str] | None = None, orb_dir: Path | None = None,
+                    runner_map: object = None) -> dict[str, Result]:
+    """One config for several targets: {target: what `compile_config` gives for it}, with the
+    front end and passes run once (the IR is immutable, so every target reads the same one)."""
+    chosen = list(dict.fromkeys(targets))
+    front = front_end(text, path=path, pipeline_params=pipeline_params, orb_dir=orb_dir,
+                      runner_map=runner_map, keep_expanded="circleci" in chosen)
+    return {t: front.emit(t) for t in chosen}
+
+
+@dataclass
+class FrontEnd:
+    """A config through the front end and passes, ready to be emitted for any target.
+
+    `pipeline` is None when the config has errors (`diagnostics` says which); `emit` then gives
+    every target the same failed `Result`, as `compile_config` would.
+    """
+
+    pipeline: object
+    diagnostics: list[Diagnostic]
+    expanded: object = None  # the tree after 2.1 expansion, kept for the `circleci` target
+    runner_map: object = None
+
+    def emit(self, target: str) -> Result:
+        """What `compile_config(text, target)` gives; raises for a bug in the target only."""
+        from cicompile.ir import Pipeline
+        from cicompile.targets import get_target
+        from cicompile.targets.base import EmitContext
+
+        if self.pipeline is None:
+            return Result({}, list(self.diagnostics))
+        assert isinstance(self.pipeline, Pipeline)
+        # Each target records into its own sink, seeded with the front end's diagnostics:
+        # targets never see another target's warnings.
+        diags = Diagnostics(list(self.diagnostics))
+        ctx = EmitContext(diags, expanded=self.expanded,
+                          runner_map=self.runner_map)  # type: ignore[arg-type]
+        was_enabled = gc.isenabled()
+        gc.disable()  # see front_end
+        try:
+            files = get_target(target).emit(self.pipeline, ctx)
+        except ConfigError:
+            return Result({}, diags.sorted())
+        finally:
+            if was_enabled:
+                gc.enable()
+        if diags.has_errors:
+            return Result({}, diags.sorted())
+        return Result(files, diags.sorted(), self.pipeline, target, ctx.runner_uses)
+
+
+def front_end(text: str, *, path: str = "config.yml",
+              pipeline_params: dict[str, str] | None = None, orb_dir: Path | None = None,
+              runner_map: object = None, keep_expanded: bool = False) -> FrontEnd:
+    """Load, validate, expand and run the passes once; `FrontEnd.emit` then per target.
+
+    `keep_expanded`: keep the expanded tree, which only the `circleci` target prints.
+    """
     # The IR is acyclic and short-lived: Python's cyclic GC would only rescan a growing heap
     # (it made 10,000-job configs take 2.5x longer), so it pauses while one config compiles.
     was_enabled = gc.isenabled()
     gc.disable()
+    diags = Diagnostics()
+    kept: list[object] = []
     try:
-        return _compile(text, target, path, pipeline_params, orb_dir, runner_map)
+        pipeline = build_ir(text, path, diags, pipeline_params=pipeline_params, orb_dir=orb_dir,
+                            on_expanded=kept.append if keep_expanded else None)
+    except ConfigError:
+        return FrontEnd(None, diags.sorted(), runner_map=runner_map)
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _compile(text: str, target: str, path: str, pipeline_params: dict[str, str] | None,
-             orb_dir: Path | None, runner_map: object = None) -> Result:
-    from cicompile.ir import Pipeline
-    from cicompile.targets import get_target
-    from cicompile.targets.base import EmitContext
-
-    diags = Diagnostics()
-    ctx = EmitContext(diags, runner_map=runner_map)  # type: ignore[arg-type]
-    try:
-        pipeline = build_ir(text, path, diags, pipeline_params=pipeline_params, orb_dir=orb_dir,
-                            on_expanded=_keep_tree(ctx) if target == "circleci" else None)
-        assert isinstance(pipeline, Pipeline)
-        files = get_target(target).emit(pipeline, ctx)
-    except ConfigError:
-        return Result({}, diags.sorted())
-    if diags.has_errors:
-        return Result({}, diags.sorted())
-    return Result(files, diags.sorted(), pipeline, target, ctx.runner_uses)
-
-
-def _keep_tree(ctx: Any) -> Callable[[object], None]:
-    def keep(tree: object) -> None:
-        ctx.expanded = tree
-
-    return keep
+    return FrontEnd(pipeline, diags.sorted(), kept[0] if kept else None, runner_map)

@@ -76,7 +76,7 @@ def _classify(result: TargetResult, diags: list[Diagnostic]) -> None:
 
 
 def audit_config(path: Path, targets: list[str]) -> ConfigAudit:
-    from cicompile import compile_config
+    from cicompile import FrontEnd, front_end
     from cicompile.ir import NodeKind, Pipeline
     from cicompile.targets.report import undefined_variables
 
@@ -87,10 +87,18 @@ def audit_config(path: Path, targets: list[str]) -> ConfigAudit:
         audit.results = [TargetResult(t, ok=False, errors=1, internal_error=f"unreadable: {exc}")
                          for t in targets]
         return audit
+    # One front-end run for all the targets (what `compile_config` would do for each).
+    front: FrontEnd | Exception
+    try:
+        front = front_end(text, path=str(path), keep_expanded="circleci" in targets)
+    except Exception as exc:  # a bug in cicompile's front end: every target has it
+        front = exc
     for target in targets:
         result = TargetResult(target, ok=False)
         try:
-            compiled = compile_config(text, target, path=str(path))
+            if isinstance(front, Exception):
+                raise front
+            compiled = front.emit(target)
         except Exception as exc:  # a bug in cicompile: record it, keep auditing
             result.internal_error = f"{type(exc).__name__}: {exc}"
             result.errors = 1

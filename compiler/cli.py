@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import click
-from cicompile import __version__, compile_config
+from cicompile import Result, __version__, compile_targets
 from cicompile.diagnostics import Diagnostic, render_github, render_json, render_text
 
 TARGETS = ("github", "gitlab", "make", "shell", "circleci")
+# `--target all`: the migration targets (`circleci`, the processed config, is no migration).
+ALL_TARGETS = ("github", "gitlab", "make", "shell")
 # Registry orbs' sources (docs/orbs.md); `cicompile orbs fetch` fills such a directory.
 ORB_DIR_OPTION = click.option(
     "--orb-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
@@ -24,6 +26,7 @@ Examples:
   cicompile --target shell -o . .circleci/config.yml && bash ci.sh
   cicompile --target github -o . --report MIGRATION.md .circleci/config.yml
   cicompile --target github -o . --check .circleci/config.yml   # CI: is the output current?
+  cicompile --target all -o . .circleci/config.yml        # github, gitlab, make and shell
   cicompile orbs fetch .circleci/config.yml --orb-dir .circleci/orbs   # registry orbs, locked
   cicompile --target circleci --orb-dir .circleci/orbs .circleci/config.yml  # expanded config
 
@@ -115,8 +118,9 @@ def main() -> None:
 
 @main.command("compile", context_settings={"help_option_names": ["-h", "--help"]},
               epilog=EPILOG)
-@click.option("-t", "--target", type=click.Choice(TARGETS), required=True,
-              help="What to generate.")
+@click.option("-t", "--target", "targets", type=click.Choice([*TARGETS, "all"]), multiple=True,
+              required=True, help="What to generate (repeatable; `all`: github, gitlab, make"
+              " and shell). Several targets share one front-end run.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write files under this directory instead of printing them.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
@@ -139,7 +143,7 @@ def main() -> None:
               " (schema: docs/targets.md).")
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 def compile_command(
-    target: str,
+    targets: tuple[str, ...],
     output_dir: Path | None,
     fmt: str,
     check: bool,
@@ -155,6 +159,11 @@ def compile_command(
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
     if (check or show_diff) and output_dir is None:
         raise click.UsageError("--check and --diff compare with the files under -o DIR")
+    chosen = [t for name in targets for t in (ALL_TARGETS if name == "all" else (name,))]
+    chosen = list(dict.fromkeys(chosen))
+    if report_path is not None and len(chosen) > 1:
+        raise click.UsageError("--report describes the migration to one target: give one"
+                               " --target")
     if str(config) == "-":
         text, shown = sys.stdin.read(), "<stdin>"
     else:
@@ -166,41 +175,58 @@ def compile_command(
     pipeline_params = _params(params)
     runner_map = _runner_map(runner_map_path, fmt) if runner_map_path is not None else None
     try:
-        result = compile_config(text, target, path=shown, pipeline_params=pipeline_params,
-                                orb_dir=orb_dir, runner_map=runner_map)
+        results = compile_targets(text, chosen, path=shown, pipeline_params=pipeline_params,
+                                  orb_dir=orb_dir, runner_map=runner_map)
     except Exception as exc:  # a bug in cicompile, not in the config
         if os.environ.get("CICOMPILE_DEBUG"):
             raise
         click.echo(f"{shown}: error: internal error in cicompile ({type(exc).__name__}: {exc});"
                    " please report it, with CICOMPILE_DEBUG=1 output [internal-error]", err=True)
         sys.exit(3)
-    shown_diags = [d for d in result.diagnostics if not quiet or d.severity == "error"]
+    diags = _merged_diagnostics(results)
+    shown_diags = [d for d in diags if not quiet or d.severity == "error"]
     if shown_diags:
         click.echo(_render(shown_diags, fmt), err=True, nl=False)
-    if not result.ok:
+    if not all(r.ok for r in results.values()):
         sys.exit(1)
+    files = {rel: content for r in results.values() for rel, content in r.files.items()}
     if output_dir is not None and (check or show_diff):
-        changed = _diff_against(output_dir, result.files)
+        changed = _diff_against(output_dir, files)
         if check and changed:
             sys.exit(1)
         return
     if report_path is not None:
-        _write_atomically(report_path, result.report())
+        _write_atomically(report_path, results[chosen[0]].report())
     if output_dir is not None:
-        for rel, content in sorted(result.files.items()):
+        for rel, content in sorted(files.items()):
             mode = 0o755 if rel.endswith(".sh") else None
             _write_atomically(output_dir / rel, content, mode)
             if verbose:
                 click.echo(f"wrote {output_dir / rel}", err=True)
         return
-    if len(result.files) == 1:
-        click.echo(next(iter(result.files.values())), nl=False)
+    if len(files) == 1:
+        click.echo(next(iter(files.values())), nl=False)
         return
-    for i, (rel, content) in enumerate(sorted(result.files.items())):
+    for i, (rel, content) in enumerate(sorted(files.items())):
         if i:
             click.echo("")
         click.echo(f"# ==> {rel} <==")
         click.echo(content, nl=False)
+
+
+def _merged_diagnostics(results: dict[str, Result]) -> list[Diagnostic]:
+    """The diagnostics of several targets, each once: one that only some of the targets
+    report (a target's own approximation) names them at the start of its message."""
+    if len(results) == 1:
+        return next(iter(results.values())).diagnostics
+    reported_by: dict[Diagnostic, list[str]] = {}
+    for target, result in results.items():
+        for d in result.diagnostics:
+            reported_by.setdefault(d, []).append(target)
+    out = [d if len(ts) == len(results)
+           else Diagnostic(d.severity, d.code, f"{', '.join(ts)}: {d.message}", d.span)
+           for d, ts in reported_by.items()]
+    return sorted(out, key=Diagnostic.sort_key)
 
 
 @main.command("graph", context_settings={"help_option_names": ["-h", "--help"]})
