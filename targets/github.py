@@ -95,6 +95,8 @@ WORKFLOW_ENV = {
     "CIRCLE_BUILD_URL": "${{ github.server_url }}/${{ github.repository }}/actions/runs/"
                         "${{ github.run_id }}",
     "CIRCLE_PIPELINE_ID": "${{ github.run_id }}",
+    # `<< pipeline.number >>` in commands (CircleCI itself has no such variable).
+    "CIRCLE_PIPELINE_NUMBER": "${{ github.run_number }}",
     "CIRCLE_PROJECT_USERNAME": "${{ github.repository_owner }}",
     "CIRCLE_PROJECT_REPONAME": "${{ github.event.repository.name }}",
     "CIRCLE_REPOSITORY_URL": "${{ github.server_url }}/${{ github.repository }}",

@@ -618,7 +618,8 @@ def test_pipeline_parameters_and_values() -> None:
     assert job["docker"] == [{"image": "cimg/base:stable"}]
     assert commands_of(job) == [
         "./ci --retries 3 --sha ${CIRCLE_SHA1}",
-        "echo ${CIRCLE_TAG} ${CIRCLE_BUILD_NUM} << pipeline.trigger_source >>", "save_cache"]
+        "echo ${CIRCLE_TAG} ${CIRCLE_PIPELINE_NUMBER} << pipeline.trigger_source >>",
+        "save_cache"]
     assert job["steps"][1]["run"]["name"] == "on << pipeline.git.branch >>"  # a label: quiet
     assert job["steps"][2]["save_cache"]["key"] == "v1-{{ .Branch }}-{{ .Environment.CIRCLE_TAG }}"
     assert job["environment"] == {"BRANCH": "<< pipeline.git.branch >>"}

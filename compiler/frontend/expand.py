@@ -68,7 +68,9 @@ RUNTIME_ENV = {
     "git.branch": "CIRCLE_BRANCH",
     "git.tag": "CIRCLE_TAG",
     "git.revision": "CIRCLE_SHA1",
-    "number": "CIRCLE_BUILD_NUM",
+    # CircleCI has no variable for the pipeline number (CIRCLE_BUILD_NUM numbers jobs): every
+    # target sets this one.
+    "number": "CIRCLE_PIPELINE_NUMBER",
     "id": "CIRCLE_PIPELINE_ID",
     "project.git_url": "CIRCLE_REPOSITORY_URL",
     "git.repo_url": "CIRCLE_REPOSITORY_URL",
@@ -76,8 +78,7 @@ RUNTIME_ENV = {
     "git.repo_name": "CIRCLE_PROJECT_REPONAME",
 }
 # The same values written in the cache-key template language (§4), which targets translate.
-CACHE_TEMPLATE = {"git.branch": "{{ .Branch }}", "git.revision": "{{ .Revision }}",
-                  "number": "{{ .BuildNum }}"}
+CACHE_TEMPLATE = {"git.branch": "{{ .Branch }}", "git.revision": "{{ .Revision }}"}
 
 MAX_COMMAND_DEPTH = 50
 MAX_EXPANDED_STEPS = 100_000  # guards against exponential command fan-out

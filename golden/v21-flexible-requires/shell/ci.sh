@@ -9,6 +9,7 @@
 #
 # Environment:
 #   CIRCLE_BRANCH / CIRCLE_TAG   the branch or tag to run for (default: what git has checked out)
+#   CIRCLE_PIPELINE_NUMBER       `pipeline.number` (default: the previous run's + 1, from 1)
 #   CICOMPILE_APPROVE            approvals to grant: a comma list of names, or `all`
 #   CICOMPILE_RUN_DIR            the run directory, reset by every run (default ./.cicompile-run)
 #   CICOMPILE_SOURCE             what `checkout` copies (default .)
@@ -51,7 +52,7 @@ declare -A CC_WF_NAME=() CC_WF_NODES=() CC_NODE_WF=() CC_NODE_ID=() CC_NODE_KIND
 declare -A CC_NODE_NAME=() CC_NODE_NEEDS=() CC_NODE_NUM=() CC_WORKFLOW_ID=() CC_RUNNING=()
 declare -A CC_NODE_PAR=() CC_WF_TRIGGER=() CC_WF_RERUNS=() CC_NODE_SERIAL=()
 CC_RUN='' CC_SOURCE='' CC_REF_KIND='' CC_REF_NAME='' CC_BRANCH='' CC_TAG='' CC_SHA=''
-CC_PIPELINE_ID='' CC_REPO_URL='' CC_REPO_OWNER='' CC_REPO_NAME=''
+CC_PIPELINE_ID='' CC_PIPELINE_NUMBER='' CC_REPO_URL='' CC_REPO_OWNER='' CC_REPO_NAME=''
 CICOMPILE_REF_KIND='' CICOMPILE_REF_NAME='' CC_TRIGGER=push CC_CACHE=''
 
 cc_die() {
@@ -257,6 +258,26 @@ cc_reset_run_dir() {
   fi
 }
 
+# `pipeline.number`: CIRCLE_PIPELINE_NUMBER when set, else one more than the previous run's
+# (recorded in the run directory this run replaces), else 1. CircleCI numbers a project's
+# pipelines in order; `make clean` starts the count again.
+cc_pipeline_number() {
+  local line previous=0
+  if [[ -n ${CIRCLE_PIPELINE_NUMBER:-} ]]; then
+    [[ $CIRCLE_PIPELINE_NUMBER =~ ^[0-9]{1,15}$ ]] || cc_die "CIRCLE_PIPELINE_NUMBER must be a number, not $CIRCLE_PIPELINE_NUMBER"
+    CC_PIPELINE_NUMBER=$((10#$CIRCLE_PIPELINE_NUMBER))
+    return 0
+  fi
+  if [[ -f $CC_RUN/.cicompile-run && -r $CC_RUN/ref.env ]]; then
+    while IFS= read -r line; do
+      if [[ $line =~ ^CC_PIPELINE_NUMBER=([0-9]{1,15})$ ]]; then
+        previous=$((10#${BASH_REMATCH[1]}))
+      fi
+    done <"$CC_RUN/ref.env"
+  fi
+  CC_PIPELINE_NUMBER=$((previous + 1))
+}
+
 cc_is_empty_dir() {
   [[ -d $1 && ! -L $1 ]] || return 1
   local -a entries
@@ -274,6 +295,7 @@ cc_init() {
   cc_detect_ref
   CC_TRIGGER=${CICOMPILE_TRIGGER:-push}
   [[ $CC_TRIGGER == push || $CC_TRIGGER == schedule ]] || cc_die "CICOMPILE_TRIGGER must be push or schedule, not $CC_TRIGGER"
+  cc_pipeline_number
   cc_reset_run_dir
   mkdir -p "$CC_RUN/status" "$CC_RUN/jobs" "$CC_RUN/workspace" "$CC_RUN/artifacts" || cc_die "cannot create $CC_RUN"
   : >"$CC_RUN/.cicompile-run"
@@ -295,12 +317,13 @@ cc_init() {
     printf 'CC_REF_KIND=%q CC_REF_NAME=%q CC_BRANCH=%q CC_TAG=%q CC_SHA=%q\n' "$CC_REF_KIND" "$CC_REF_NAME" "$CC_BRANCH" "$CC_TAG" "$CC_SHA"
     printf 'CC_PIPELINE_ID=%q CC_REPO_URL=%q CC_REPO_OWNER=%q CC_REPO_NAME=%q\n' "$CC_PIPELINE_ID" "$CC_REPO_URL" "$CC_REPO_OWNER" "$CC_REPO_NAME"
     printf 'CC_TRIGGER=%q\n' "$CC_TRIGGER"
+    printf 'CC_PIPELINE_NUMBER=%s\n' "$CC_PIPELINE_NUMBER"
     for wf in "${CC_WFS[@]}"; do
       printf 'CC_WORKFLOW_ID[%s]=%q\n' "$wf" "${CC_WORKFLOW_ID[$wf]}"
     done
   } >"$CC_RUN/ref.env" || cc_die "cannot write $CC_RUN/ref.env"
   CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
-  printf 'cicompile: %s %s%s; source %s; run directory %s\n' "$CC_REF_KIND" "$CC_REF_NAME" "${CC_SHA:+ at ${CC_SHA:0:12}}" "$CC_SOURCE" "$CC_RUN"
+  printf 'cicompile: pipeline %s, %s %s%s; source %s; run directory %s\n' "$CC_PIPELINE_NUMBER" "$CC_REF_KIND" "$CC_REF_NAME" "${CC_SHA:+ at ${CC_SHA:0:12}}" "$CC_SOURCE" "$CC_RUN"
 }
 
 # What a make recipe does before it runs a node: read what `init` recorded.
@@ -467,6 +490,7 @@ cc_lock() {
   group=${group//@CIRCLE_SHA1@/$CC_SHA}
   group=${group//@CIRCLE_BUILD_NUM@/${CC_NODE_NUM[$key]}}
   group=${group//@CIRCLE_PIPELINE_ID@/$CC_PIPELINE_ID}
+  group=${group//@CIRCLE_PIPELINE_NUMBER@/$CC_PIPELINE_NUMBER}
   group=${group//@CIRCLE_REPOSITORY_URL@/$CC_REPO_URL}
   group=${group//@CIRCLE_PROJECT_USERNAME@/$CC_REPO_OWNER}
   group=${group//@CIRCLE_PROJECT_REPONAME@/$CC_REPO_NAME}
@@ -636,6 +660,7 @@ cc_job_setup() {
     "CIRCLE_BUILD_NUM=${CC_NODE_NUM[$CC_KEY]}"
     "CIRCLE_WORKFLOW_ID=${CC_WORKFLOW_ID[$wf]-}"
     "CIRCLE_PIPELINE_ID=$CC_PIPELINE_ID"
+    "CIRCLE_PIPELINE_NUMBER=$CC_PIPELINE_NUMBER"
     "CIRCLE_REPOSITORY_URL=$CC_REPO_URL"
     "CIRCLE_PROJECT_USERNAME=$CC_REPO_OWNER"
     "CIRCLE_PROJECT_REPONAME=$CC_REPO_NAME"
