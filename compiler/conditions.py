@@ -91,6 +91,13 @@ TRUE = Const(True)
 FALSE = Const(False)
 
 
+def _is_const(c: Cond, value: bool) -> bool:
+    """`c == Const(value)`. Only a Const equals a Const (records compare the class first), so
+    a class test and the value decide it; `c == TRUE` costs two `__eq__` calls (Python tries
+    the reflected one) for every other node, and the algebra asks it for every operand."""
+    return c.__class__ is Const and c.value == value  # type: ignore[union-attr]
+
+
 def negate(c: Cond) -> Cond:
     match c:
         case Const(value):
@@ -109,9 +116,9 @@ def negate(c: Cond) -> Cond:
 def all_of(items: object) -> Cond:
     flat: list[Cond] = []
     for c in items:  # type: ignore[attr-defined]
-        if c == TRUE:
-            continue
-        if c == FALSE:
+        if c.__class__ is Const:  # `c == TRUE`/`== FALSE` in one test (see _is_const)
+            if c.value:
+                continue
             return FALSE
         for sub in c.items if isinstance(c, And) else (c,):
             if sub not in flat:
@@ -132,10 +139,10 @@ def all_of(items: object) -> Cond:
 def any_of(items: object) -> Cond:
     flat: list[Cond] = []
     for c in items:  # type: ignore[attr-defined]
-        if c == FALSE:
+        if c.__class__ is Const:
+            if c.value:
+                return TRUE
             continue
-        if c == TRUE:
-            return TRUE
         for sub in c.items if isinstance(c, Or) else (c,):
             if sub not in flat:
                 flat.append(sub)
@@ -247,7 +254,7 @@ def restrict(c: Cond, kind: RefKind) -> Cond:
 
 def implies(a: Cond, b: Cond) -> bool:
     """A conservative check that `a` implies `b` (False means "not shown")."""
-    if b == TRUE or a == FALSE or a == b:
+    if _is_const(b, True) or _is_const(a, False) or a == b:
         return True
     if isinstance(a, Or):
         return all(implies(i, b) for i in a.items)

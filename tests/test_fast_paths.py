@@ -44,3 +44,81 @@ def test_direct_representation_gives_the_representer_s_bytes() -> None:
                                "allow_unicode": True, "indent": 2}
     assert yaml.dump(data, Dumper=yamldump._Dumper, **options) == \
         yaml.dump(data, Dumper=Plain, **options)
+
+
+def _conditions() -> list[Any]:
+    from cicompile.conditions import (
+        FALSE,
+        TRUE,
+        And,
+        Const,
+        IsKind,
+        Match,
+        Not,
+        Or,
+        Pattern,
+        Trigger,
+    )
+    from cicompile.conditions import RefKind as K
+
+    atoms = [IsKind(K.BRANCH), IsKind(K.TAG), Match(K.BRANCH, Pattern("main")),
+             Match(K.BRANCH, Pattern("rel-.*", regex=True)), Match(K.TAG, Pattern("v1")),
+             Trigger("api")]
+    return [TRUE, FALSE, Const(True), Const(False), *atoms, *(Not(a) for a in atoms),
+            And((atoms[2], Not(atoms[3]))), Or((atoms[1], atoms[2])), And(()), Or(())]
+
+
+def test_constant_tests_agree_with_equality() -> None:
+    """`_is_const` (a class test) decides `c == TRUE`/`c == FALSE` as equality does."""
+    from cicompile.conditions import FALSE, TRUE, _is_const
+
+    for c in _conditions():
+        assert _is_const(c, True) == (c == TRUE)
+        assert _is_const(c, False) == (c == FALSE)
+
+
+def test_condition_algebra_ignores_how_constants_are_built() -> None:
+    """all_of / any_of / implies treat a fresh Const like TRUE/FALSE (they test the class)."""
+    from cicompile.conditions import FALSE, TRUE, Const, all_of, any_of, implies
+
+    conds = _conditions()
+    rnd = random.Random(3)
+    for _ in range(2_000):
+        items = [rnd.choice(conds) for _ in range(rnd.randint(0, 4))]
+        fresh = [Const(c.value) if isinstance(c, Const) else c for c in items]
+        assert all_of(items) == all_of(fresh)
+        assert any_of(items) == any_of(fresh)
+        a, b = rnd.choice(conds), rnd.choice(conds)
+        assert implies(a, b) == implies(Const(a.value) if isinstance(a, Const) else a, b)
+    assert all_of([TRUE, Const(True)]) == TRUE and all_of([Const(False)]) == FALSE
+    assert any_of([Const(False)]) == FALSE and any_of([FALSE, Const(True)]) == TRUE
+    assert implies(Const(False), TRUE) and implies(FALSE, Const(True))
+
+
+@pytest.mark.parametrize("case", ["kitchen-sink", "release-pipeline", "seed-branch-level",
+                                  "v21-runtime-when", "schedule", "v21-expressions"])
+def test_existence_memo_gives_each_node_its_own_formula(case: str) -> None:
+    """compute_existence computes filter formulas and canonical forms once per distinct
+    value; node by node, without the memo, the formulas are the same."""
+    from pathlib import Path
+
+    from cicompile import build_ir
+    from cicompile.conditions import FALSE, all_of, any_of
+    from cicompile.diagnostics import Diagnostics
+    from cicompile.ir import Pipeline
+    from cicompile.passes.compute_existence import by_kind, filter_condition, schedule_condition
+
+    text = (Path(__file__).parent.parent / "golden" / case / "input.yml").read_text()
+    pipeline = build_ir(text, "input.yml", Diagnostics())
+    assert isinstance(pipeline, Pipeline)
+    nodes = 0
+    for wf in pipeline.workflows:
+        exists: dict[str, Any] = {}
+        for n in wf.nodes:
+            own = all_of([schedule_condition(wf), wf.condition, filter_condition(n.filters)])
+            if n.requires:
+                own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
+            exists[n.name] = by_kind(own)
+            assert n.exists == exists[n.name], n.name
+            nodes += 1
+    assert nodes > 1

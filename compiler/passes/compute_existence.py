@@ -86,16 +86,26 @@ def schedule_condition(wf: ir.Workflow) -> Cond:
 
 def compute_existence(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
     workflows = []
+    # Pure functions of hashable values that recur from node to node (most nodes have no
+    # filters, or the same ones as their neighbours): computed once per pass.
+    filter_conds: dict[ir.Filters, Cond] = {}
+    canonical: dict[Cond, Cond] = {}
     for wf in p.workflows:
         exists: dict[str, Cond] = {}
         nodes = []
         scheduled = schedule_condition(wf)
         for n in wf.nodes:  # topological order
+            f = filter_conds.get(n.filters)
+            if f is None:
+                f = filter_conds[n.filters] = filter_condition(n.filters)
             # A scheduled workflow's jobs exist only on the branches its schedules allow.
-            own = all_of([scheduled, wf.condition, filter_condition(n.filters)])
+            own = all_of([scheduled, wf.condition, f])
             if n.requires:
                 own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
-            own = by_kind(own)
+            c = canonical.get(own)
+            if c is None:
+                c = canonical[own] = by_kind(own)
+            own = c
             exists[n.name] = own
             if own == FALSE and wf.condition == FALSE:
                 pass  # the front end already said why the workflow never runs
