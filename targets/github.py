@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+from functools import cache
 from typing import Any
 
 from cicompile import ir
@@ -65,7 +66,7 @@ from cicompile.targets.watchdog import (
     needs_watch_command,
     step_timeout,
 )
-from cicompile.targets.yamldump import dump_yaml
+from cicompile.targets.yamldump import anchored, dump_yaml
 
 CHECKOUT = "actions/checkout@v5"
 UPLOAD = "actions/upload-artifact@v7"
@@ -498,16 +499,9 @@ class _JobEmitter:
                        " ~/project; fi",
             })
         if needs_shim(job):
-            steps.append({
-                "name": "Install the circleci CLI shim",
-                "run": install_script(f'"{SHIM_DIR}"') + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
-            })
+            steps.append(_shim_step())
         if any(isinstance(s, ir.Run) and self.watched(job, s, warn=False) for s in job.steps):
-            steps.append({
-                "name": "Install the step watchdog (no_output_timeout, max_auto_reruns)",
-                "run": install_watch_command(f'"{SHIM_DIR}"')
-                + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
-            })
+            steps.append(_watch_step())
         first = len(steps)
         for step in job.steps:
             steps.extend(self.step(job, step))
@@ -764,6 +758,24 @@ class _JobEmitter:
         out.append({"name": f"Attach workspace at {literal(step.at)}", **keys,
                     "run": prefix + "\n".join(lines)})
         return out
+
+
+# The same step in every job that needs it: one object, so the workflow file holds its text
+# once (`&circleci-shim`) and the other jobs the alias (`- *circleci-shim`).
+@cache
+def _shim_step() -> dict[str, Any]:
+    return anchored("circleci-shim", {
+        "name": "Install the circleci CLI shim",
+        "run": install_script(f'"{SHIM_DIR}"') + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
+    })
+
+
+@cache
+def _watch_step() -> dict[str, Any]:
+    return anchored("cicompile-watch", {
+        "name": "Install the step watchdog (no_output_timeout, max_auto_reruns)",
+        "run": install_watch_command(f'"{SHIM_DIR}"') + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
+    })
 
 
 def _guard_halt(step: dict[str, Any]) -> None:

@@ -73,7 +73,7 @@ from cicompile.targets.services import (
 )
 from cicompile.targets.shim import install_script, needs_shim
 from cicompile.targets.watchdog import step_timeout, watchdog_functions
-from cicompile.targets.yamldump import dump_yaml
+from cicompile.targets.yamldump import anchored, dump_yaml
 
 # Top-level keywords (and YAML/Ruby literals) a job may not be named after (semantics §9.2).
 RESERVED_NAMES = frozenset({
@@ -213,12 +213,16 @@ export BASH_ENV
 
 # The `circleci` shim, for jobs that run in parallel or call it: outside the project directory
 # (never in artifacts), on PATH for every later step (the step driver inherits the export).
-SHIM_INSTALL = (
+# One object, so the file holds its text once (`&circleci-shim`) and other jobs the alias.
+SHIM_INSTALL = anchored("circleci-shim", (
     "# The circleci CLI shim\n"
     "cicompile_bin=$(mktemp -d)\n"
     + install_script('"$cicompile_bin"')
     + 'export PATH="$cicompile_bin:$PATH" CICOMPILE_HALT="$cicompile_bin/halted"\n'
-)
+))
+# The hidden job the jobs with cache steps extend: its before_script (which replaces the
+# default one) is the step driver and the cache store library, so other jobs carry no library.
+CACHE_TEMPLATE = ".cicompile-cache"
 
 
 # ---- names and paths ---------------------------------------------------------------------
@@ -481,6 +485,8 @@ class _JobEmitter:
     def build(self, job: ir.Job) -> dict[str, Any]:
         attaches = any(isinstance(s, ir.AttachWorkspace) for s in job.steps)
         out: dict[str, Any] = {}
+        if _has_caches(job):
+            out["extends"] = CACHE_TEMPLATE
         placement = job_placement(self.ctx, "gitlab", job, self.node.name)
         if job.executor.kind is ir.ExecutorKind.DOCKER:
             job, rewrites = rewrite_localhost(job)
@@ -833,8 +839,9 @@ def _gitlab_cache(job: ir.Job) -> list[dict[str, Any]] | None:
 
 
 def _cache_library(pipeline: ir.Pipeline, ctx: EmitContext) -> list[str]:
-    """`before_script` entries that write the cache store functions to a file the cache
-    steps source (steps run in fresh shells, which inherit no functions)."""
+    """The `before_script` entry of the jobs with cache steps that writes the cache store
+    functions to a file those steps source (steps run in fresh shells, which inherit no
+    functions); none when no job has cache steps."""
     steps = [s for j in pipeline.jobs for s in j.steps
              if isinstance(s, ir.SaveCache | ir.RestoreCache)]
     if not steps:
@@ -876,8 +883,11 @@ class GitLabTarget(Target):
     def emit(self, pipeline: ir.Pipeline, ctx: EmitContext) -> dict[str, str]:
         names = gitlab_job_names(pipeline)
         ids = unique_ids(list(names.values()))
-        before = [watchdog_functions() + STEP_DRIVER, *_cache_library(pipeline, ctx)]
-        doc: dict[str, Any] = {"default": {"before_script": before}}
+        driver = anchored("cicompile-step-driver", watchdog_functions() + STEP_DRIVER)
+        doc: dict[str, Any] = {"default": {"before_script": [driver]}}
+        library = _cache_library(pipeline, ctx)
+        if library:
+            doc[CACHE_TEMPLATE] = {"before_script": [driver, *library]}
         for wf in pipeline.workflows:
             _schedule_notes(wf, ctx)
             for n in wf.nodes:

@@ -1,12 +1,16 @@
 """The one configured YAML dumper for the GitHub and GitLab targets.
 
-Readable and stable: insertion order kept, literal blocks for multi-line strings, no aliases,
-fixed width; `on` and other YAML 1.1 booleans-in-disguise are quoted by the representer.
+Readable and stable: insertion order kept, literal blocks for multi-line strings, fixed width;
+`on` and other YAML 1.1 booleans-in-disguise are quoted by the representer. No aliases, except
+for the values a target marks with `anchored`: text every job of a file would otherwise repeat
+(a shim, a shell library) is written once with `&name` and then as `*name`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import re
+from typing import Any, overload
 
 import yaml
 from cicompile.frontend.yaml_loader import MemoisedResolver
@@ -21,9 +25,56 @@ _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 
 
+class AnchoredStr(str):
+    """A string `dump_yaml` writes once under an anchor when the same object appears again."""
+
+    anchor: str
+
+
+class AnchoredDict(dict[str, Any]):
+    """A mapping `dump_yaml` writes once under an anchor when the same object appears again.
+
+    Read-only: it is shared by every place that uses it, so an in-place change meant for one
+    job would silently change all of them."""
+
+    anchor: str
+
+    def _read_only(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(f"anchored mapping &{self.anchor} is shared and read-only")
+
+    __setitem__ = __delitem__ = __ior__ = _read_only  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _read_only  # type: ignore[assignment]
+
+
+@overload
+def anchored(anchor: str, value: str) -> AnchoredStr: ...
+
+
+@overload
+def anchored(anchor: str, value: dict[str, Any]) -> AnchoredDict: ...
+
+
+def anchored(anchor: str, value: str | dict[str, Any]) -> AnchoredStr | AnchoredDict:
+    """VALUE as an object that, used at several places of one document, is written in full at
+    the first and as the alias `*ANCHOR` at the others (written plainly when used once).
+
+    Only the identity of the returned object counts: reuse the object itself."""
+    out = AnchoredStr(value) if isinstance(value, str) else AnchoredDict(value)
+    out.anchor = anchor
+    return out
+
+
+_ANCHORED = (AnchoredStr, AnchoredDict)
+# The names libyaml gives anchors ("id%03d"); dump_yaml renames them.
+_LIBYAML_ANCHOR = re.compile(r"([&*])(id[0-9]{3,})")
+
+
 class _Dumper(MemoisedResolver, _Base):  # type: ignore[misc]
+    # id → [object, uses] of the anchored values represented, in order of first use.
+    anchored_uses: dict[int, list[Any]]
+
     def ignore_aliases(self, data: Any) -> bool:
-        return True
+        return type(data) not in _ANCHORED
 
     def represent_data(self, data: Any) -> yaml.Node:
         # The generated documents are dicts, lists and strings: those are built here directly,
@@ -45,6 +96,9 @@ class _Dumper(MemoisedResolver, _Base):  # type: ignore[misc]
             node = self.represent_data
             return yaml.SequenceNode(_SEQ_TAG, [node(item) for item in data],
                                      flow_style=self.default_flow_style)
+        if kind in _ANCHORED:
+            seen = self.__dict__.setdefault("anchored_uses", {})
+            seen.setdefault(id(data), [data, 0])[1] += 1
         return super().represent_data(data)  # type: ignore[no-any-return]
 
 
@@ -64,18 +118,47 @@ def _literal(data: str) -> bool:
 
 
 _Dumper.add_representer(str, _str_representer)
+_Dumper.add_representer(AnchoredStr, lambda dumper, data: _str_representer(dumper, str(data)))
+_Dumper.add_representer(AnchoredDict, yaml.SafeDumper.represent_dict)
+
+
+def _name_anchors(text: str, dumper: _Dumper) -> str:
+    """The anchors libyaml named id001, id002… renamed after the values' `anchor`s.
+
+    Each `&idN` is written where its value first appears, so in text order they are the values
+    in the order they were first represented. The renaming is textual, so it is done only when
+    every `&idN` / `*idN` in the text is one of ours (the counts agree); otherwise the generic
+    names stay, which is still the same YAML."""
+    shared = [(obj, uses) for obj, uses in getattr(dumper, "anchored_uses", {}).values()
+              if uses > 1]
+    if not shared:
+        return text
+    tokens = _LIBYAML_ANCHOR.findall(text)
+    defined = [name for sigil, name in tokens if sigil == "&"]
+    if len(defined) != len(shared) or len(tokens) != sum(uses for _, uses in shared):
+        return text
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for generic, (obj, _) in zip(defined, shared, strict=True):
+        name, i = obj.anchor, 2
+        while name in taken:  # two values under one name: later aliases would mean the last
+            name, i = f"{obj.anchor}-{i}", i + 1
+        taken.add(name)
+        names[generic] = name
+    return _LIBYAML_ANCHOR.sub(lambda m: m[1] + names[m[2]], text)
 
 
 def dump_yaml(data: Any, header: str = "") -> str:
-    text = yaml.dump(
-        data,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        width=100,
-        allow_unicode=True,
-        indent=2,
-    )
+    stream = io.StringIO()
+    dumper = _Dumper(stream, sort_keys=False, default_flow_style=False, width=100,
+                     allow_unicode=True, indent=2)
+    try:
+        dumper.open()
+        dumper.represent(data)
+        dumper.close()
+    finally:
+        dumper.dispose()
+    text = _name_anchors(stream.getvalue(), dumper)
     if header:
         text = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines()) + text
     return text

@@ -593,6 +593,67 @@ def test_schema_validation(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+# Only `cached` has cache steps; `split` and `halt` need the circleci shim.
+SHARED_TEXT = """\
+version: 2.1
+jobs:
+  cached:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - run: echo data > f
+      - save_cache: {key: v1-x, paths: [f]}
+  plain:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - run: echo plain
+  split:
+    docker: [{image: cimg/base:stable}]
+    parallelism: 2
+    steps:
+      - run: echo a b | circleci tests split
+  halt:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - run: circleci-agent step halt
+workflows:
+  main:
+    jobs: [cached, plain, split, halt]
+"""
+
+
+def test_cache_library_and_shim_are_written_once_for_the_jobs_that_use_them() -> None:
+    text = compile_gitlab(SHARED_TEXT)[0]
+    doc = yaml.safe_load(text)
+    assert text.count("cc_cache_save() (") == 1 and text.count("cicompile_step() {") == 1
+    assert text.count("cc_shim_split() {") == 1
+    driver = doc["default"]["before_script"]
+    assert len(driver) == 1 and "cc_cache_save" not in driver[0]
+    # The hidden job's before_script replaces the default one, so it repeats the driver.
+    template = doc[".cicompile-cache"]["before_script"]
+    assert template[0] == driver[0] and "cc_cache_save() (" in template[1]
+    assert doc["cached"]["extends"] == ".cicompile-cache"
+    assert all("extends" not in doc[j] for j in ("plain", "split", "halt"))
+    shim = [entry for j in ("split", "halt") for entry in doc[j]["script"]
+            if "cc_shim_split() {" in entry]
+    assert len(shim) == 2 and shim[0] == shim[1]
+    assert not any("cc_shim" in entry for j in ("cached", "plain") for entry in doc[j]["script"])
+
+
+def test_gitlab_ci_local_resolves_the_anchors_and_the_cache_template(tmp_path: Path) -> None:
+    text = compile_gitlab(SHARED_TEXT)[0]
+    repo = make_repo(tmp_path / "repo", text)
+    (repo / ".gitlab-ci.yml").write_text(text)  # as generated: anchors, aliases, `extends`
+    r = run([str(require_tool("gitlab-ci-local")), "--preview"], cwd=repo, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    jobs = yaml.safe_load(r.stdout)
+    before = {name: "".join(jobs[name]["before_script"])
+              for name in ("cached", "plain", "split", "halt")}
+    assert all("cicompile_step() {" in b for b in before.values())
+    assert "cc_cache_save() (" in before["cached"]
+    assert not any("cc_cache_save" in before[j] for j in ("plain", "split", "halt"))
+    assert "cc_shim_split() {" in "".join(jobs["halt"]["script"])
+
+
 # ---- end to end under gitlab-ci-local ----------------------------------------------------
 
 

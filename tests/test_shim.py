@@ -164,3 +164,42 @@ def test_which_jobs_get_the_shim() -> None:
     assert needs_shim(job("x && circleci-agent step halt")) and may_halt(job("circleci-agent"))
     assert not needs_shim(job("circleci config validate")) and not needs_shim(job("echo"))
     assert not may_halt(job("circleci tests glob x"))
+
+
+def test_a_github_workflow_holds_the_shim_and_the_watchdog_once() -> None:
+    import yaml
+    from cicompile import compile_config
+
+    config = """\
+version: 2.1
+jobs:
+  split:
+    docker: [{image: cimg/base:stable}]
+    parallelism: 2
+    steps:
+      - run: {command: echo a b | circleci tests split, no_output_timeout: 5m}
+  halt:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - run: {command: circleci-agent step halt, no_output_timeout: 1m}
+      - run: echo skipped
+  plain:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - run: echo plain
+workflows:
+  main:
+    jobs: [split, halt, plain]
+"""
+    result = compile_config(config, "github", path="config.yml")
+    text = result.files[".github/workflows/main.yml"]
+    assert text.count("cc_shim_split() {") == 1 and text.count("cicompile_watch() {") == 1
+    assert text.count("- *circleci-shim\n") == 1 and text.count("- *cicompile-watch\n") == 1
+    jobs = yaml.safe_load(text)["jobs"]
+    installs = {name: [s for s in jobs[name]["steps"] if s["name"].startswith("Install the")]
+                for name in ("split", "halt", "plain")}
+    assert installs["split"] == installs["halt"] and len(installs["split"]) == 2
+    assert installs["plain"] == []
+    # The halt guard applies to the job's own steps, never to the shared install steps.
+    assert all("if" not in s for s in installs["halt"])
+    assert jobs["halt"]["steps"][-1]["if"] == "${{ env.CICOMPILE_HALTED != 'true' }}"

@@ -49,3 +49,36 @@ def test_tricky_strings_round_trip() -> None:
     back = yaml.safe_load(out)
     assert back == data
     assert out == _python_dump(data)
+
+
+def test_anchored_values_are_written_once_under_their_names() -> None:
+    step = yamldump.anchored("circleci-shim", {"name": "Install", "run": "one\ntwo\n"})
+    lib = yamldump.anchored("library", "f() {\n  :\n}\n")
+    alone = yamldump.anchored("alone", "used\nonce\n")
+    data = {"a": {"steps": [step, {"run": "x"}], "before": [lib, alone]},
+            "b": {"steps": [step], "before": [lib]}, "c": {"steps": [step]}}
+    out = yamldump.dump_yaml(data)
+    assert out.count("&circleci-shim\n") == 1 and out.count("- *circleci-shim\n") == 2
+    assert out.count("- &library |\n") == 1 and out.count("- *library\n") == 1
+    assert "alone" not in out and out.count("f() {") == 1
+    plain = {"name": "Install", "run": "one\ntwo\n"}
+    assert yaml.safe_load(out) == {
+        "a": {"steps": [plain, {"run": "x"}], "before": ["f() {\n  :\n}\n", "used\nonce\n"]},
+        "b": {"steps": [plain], "before": ["f() {\n  :\n}\n"]}, "c": {"steps": [plain]}}
+
+
+def test_anchor_names_stay_generic_when_the_text_has_lookalikes() -> None:
+    # Renaming libyaml's `id001` is textual: a config's own `*id001` must not be touched.
+    lib = yamldump.anchored("library", "a\nb\n")
+    data = {"x": [lib], "y": [lib, "echo *id001 &id001"]}
+    out = yamldump.dump_yaml(data)
+    assert "library" not in out and "- &id001 |" in out
+    assert yaml.safe_load(out) == {"x": ["a\nb\n"], "y": ["a\nb\n", "echo *id001 &id001"]}
+
+
+def test_anchored_mappings_are_read_only() -> None:
+    step = yamldump.anchored("s", {"name": "n"})
+    for change in (lambda: step.update(x=1), lambda: step.__setitem__("if", "c"), step.clear):
+        with pytest.raises(TypeError, match="shared and read-only"):
+            change()
+    assert step == {"name": "n"}
