@@ -51,6 +51,13 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _C_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+# What `sh` writes for each character inside `$'...'`: NUL dropped, the escapes above, other
+# control characters as \xNN (a multi-line script is one such word: a table, not a loop).
+_C_TABLE: dict[int, str | None] = {
+    **{c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]},
+    **{ord(k): v for k, v in _C_ESCAPES.items()},
+    0: None,
+}
 
 
 def sh(s: str) -> str:
@@ -60,15 +67,7 @@ def sh(s: str) -> str:
         quoted = shlex.quote(s)
         if "\\'" not in quoted:
             return quoted
-    out = []
-    for ch in s.replace("\0", ""):
-        if ch in _C_ESCAPES:
-            out.append(_C_ESCAPES[ch])
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "$'" + "".join(out) + "'"
+    return "$'" + s.translate(_C_TABLE) + "'"
 
 
 def glob(path: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 from typing import Any
 
@@ -122,3 +123,101 @@ def test_existence_memo_gives_each_node_its_own_formula(case: str) -> None:
             assert n.exists == exists[n.name], n.name
             nodes += 1
     assert nodes > 1
+
+
+def _shape(node: Any) -> Any:
+    """A YAML tree as plain data, with every scalar's text, type, quoting and position."""
+    from cicompile.frontend.yaml_loader import YScalar, YSeq
+
+    if isinstance(node, YScalar):
+        return (node.text, node.value, node.quoted, node.span)
+    if isinstance(node, YSeq):
+        return [_shape(i) for i in node.items]
+    return [(_shape(k), _shape(v)) for k, v in node.pairs]
+
+
+def _v21_inputs() -> list[Any]:
+    from pathlib import Path
+
+    golden = Path(__file__).parent.parent / "golden"
+    corpus = Path(__file__).parent.parent.parent / "shared" / "corpus" / "circleci"
+    files = [*sorted(golden.glob("*/input.yml")), *sorted(corpus.glob("*.yml"))]
+    return [f for f in files if "version: 2.1" in f.read_text()]
+
+
+def test_finaliser_skip_changes_nothing() -> None:
+    """expand_config skips the finaliser when no run-time pipeline value was referenced (and
+    the source has no marker character); run always, it gives the same tree and warnings."""
+    from cicompile.diagnostics import ConfigError, Diagnostics
+    from cicompile.frontend import expand
+    from cicompile.frontend.yaml_loader import YMap, load_yaml
+
+    skipped = run = 0
+    for f in _v21_inputs():
+        text = f.read_text()
+        outs = []
+        for source in (text, None):  # None: the source is unknown, the finaliser runs
+            d = Diagnostics()
+            root = load_yaml(text, "c.yml", d)
+            assert isinstance(root, YMap)
+            try:
+                outs.append((_shape(expand.expand_config(root, d, source=source)), d.sorted()))
+            except ConfigError:
+                outs.append((None, d.sorted()))
+        assert outs[0] == outs[1], f.name
+        if expand._MARK_OPEN in repr(outs[1]) or "pipeline." in text:
+            run += 1
+        else:
+            skipped += 1
+    assert skipped and run, (skipped, run)
+    # A marker character written in the source keeps the finaliser on.
+    text = ("version: 2.1\njobs:\n  b:\n    docker: [{image: x}]\n    steps:\n"
+            "      - run: echo \ue000git.branch\ue001\nworkflows:\n  w: {jobs: [b]}\n")
+    d = Diagnostics()
+    root = load_yaml(text, "c.yml", d)
+    assert isinstance(root, YMap)
+    a = _shape(expand.expand_config(root, d, source=text))
+    assert a == _shape(expand.expand_config(root, Diagnostics()))
+
+
+def test_memoised_tag_resolution_agrees_with_pyyaml() -> None:
+    from cicompile.frontend.yaml_loader import _CLoader
+    from cicompile.targets.yamldump import _Dumper
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    values = ["", "a", "1", "1.0", "0x1f", "true", "no", "~", "null", "2020-01-01", "<<", "=",
+              ".inf", "-.NaN", "0o17", "1_000", "+1", "1e3", "12:30:00", "yes please", " 1"]
+    dumper = _Dumper(io.StringIO())
+    for cls, obj in ((_CLoader, _CLoader("")), (_Dumper, dumper)):
+        for value in values * 2:  # the second round reads the memo
+            for implicit in ((True, False), (False, True), (True, True), (False, False)):
+                expected = yaml.resolver.BaseResolver.resolve(obj, ScalarNode, value, implicit)
+                assert cls.resolve(obj, ScalarNode, value, implicit) == expected
+        for kind in (MappingNode, SequenceNode):
+            expected = yaml.resolver.BaseResolver.resolve(obj, kind, None, (True, False))
+            assert cls.resolve(obj, kind, None, (True, False)) == expected
+    dumper.dispose()
+
+
+def test_c_string_table_gives_the_loop_s_words() -> None:
+    from cicompile.targets import jobscript
+
+    def loop(s: str) -> str:  # the per-character code the table replaced
+        out = []
+        for ch in s.replace("\0", ""):
+            if ch in jobscript._C_ESCAPES:
+                out.append(jobscript._C_ESCAPES[ch])
+            elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+                out.append(f"\\x{ord(ch):02x}")
+            else:
+                out.append(ch)
+        return "$'" + "".join(out) + "'"
+
+    rnd = random.Random(11)
+    alphabet = [*map(chr, range(0x80)), "é", "\u2028", "\x85", "'\\"]
+    for _ in range(5_000):
+        s = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 12)))
+        quoted = jobscript.sh(s)
+        if quoted.startswith("$'"):
+            assert quoted == loop(s), repr(s)
+    assert jobscript.sh("a\nb\0c\x7f'\\") == loop("a\nb\0c\x7f'\\")

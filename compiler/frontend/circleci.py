@@ -771,7 +771,8 @@ def parse_config(text: str, path: str, diags: Diagnostics, *,
     if version == "2.1":
         from cicompile.frontend.expand import expand_config
 
-        root = expand_config(root, diags, pipeline_params=pipeline_params, orb_dir=orb_dir)
+        root = expand_config(root, diags, pipeline_params=pipeline_params, orb_dir=orb_dir,
+                             source=text)
     elif pipeline_params:
         from cicompile.frontend.expand import reject_pipeline_params
 

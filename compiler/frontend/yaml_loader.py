@@ -130,7 +130,7 @@ class MemoisedResolver:
     using the mixin gets its own memo.
     """
 
-    _scalar_tags: dict[tuple[str, Any], str]
+    _scalar_tags: dict[str, str]
     # Called around every node; without path resolvers they do nothing, and C callables that
     # ignore their arguments spare a Python frame per node.
     descend_resolver: Any = {}.get  # (parent, index) -> index, ignored
@@ -145,13 +145,16 @@ class MemoisedResolver:
             return yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
         if kind is SequenceNode:
             return yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
-        key = (value, implicit)
-        tag = self._scalar_tags.get(key)
+        # BaseResolver.resolve: only a plain scalar (`implicit[0]`) is typed by its text, and
+        # then `implicit[1]` no longer matters; any other scalar is a string.
+        if not implicit[0]:
+            return yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
+        tag = self._scalar_tags.get(value)
         if tag is None:
             tag = _resolve(self, kind, value, implicit)
             if len(self._scalar_tags) > 50_000:  # bounded: a long-running process stays small
                 self._scalar_tags.clear()
-            self._scalar_tags[key] = tag
+            self._scalar_tags[value] = tag
         return tag
 
 
