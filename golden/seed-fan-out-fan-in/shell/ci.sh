@@ -1043,7 +1043,7 @@ cc_shell_main() {
 
 # Start every node whose needs have all finished, concurrently; `wait -n` for the next one.
 cc_schedule() {
-  local wf key need ready max=${CICOMPILE_JOBS:-0}
+  local wf key need ready f max=${CICOMPILE_JOBS:-0}
   local -a pending=() rest=() keys=() needs=()
   [[ $max =~ ^[0-9]+$ ]] || cc_die "CICOMPILE_JOBS must be a number, not $max"
   for wf in "$@"; do
@@ -1074,13 +1074,17 @@ cc_schedule() {
     ((${#CC_RUNNING[@]})) || cc_die "internal error: no job can start"
     wait -n
     for key in "${!CC_RUNNING[@]}"; do
-      if [[ -f $(cc_status_file "$key") ]]; then
-        unset 'CC_RUNNING[$key]'
-      elif ! kill -0 "${CC_RUNNING[$key]}" 2>/dev/null; then
+      f=$(cc_status_file "$key")
+      # A node may write its status and be reaped (bash reaps on SIGCHLD, at any point)
+      # between the first status test and `kill -0`: a dead node's status is tested again.
+      if [[ ! -f $f ]] && kill -0 "${CC_RUNNING[$key]}" 2>/dev/null; then
+        continue
+      fi
+      if [[ ! -f $f ]]; then
         cc_say "${CC_NODE_NAME[$key]}" 'the job ended without a status'
         cc_set_status "$key" failed
-        unset 'CC_RUNNING[$key]'
       fi
+      unset 'CC_RUNNING[$key]'
     done
   done
   trap - INT TERM
