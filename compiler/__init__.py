@@ -63,20 +63,25 @@ def build_ir(text: str, path: str, diags: Diagnostics, *,
 
 def compile_config(text: str, target: str, *, path: str = "config.yml",
                    pipeline_params: dict[str, str] | None = None,
-                   orb_dir: Path | None = None, runner_map: object = None) -> Result:
-    """`runner_map`: a `targets.runners.RunnerMap` (`--runner-map`) overriding default runners."""
+                   orb_dir: Path | None = None, runner_map: object = None,
+                   schedules: tuple[tuple[str, str], ...] = ()) -> Result:
+    """`runner_map`: a `targets.runners.RunnerMap` (`--runner-map`) overriding default runners;
+    `schedules`: CircleCI's schedule triggers (project settings) as (name, cron) pairs."""
     return front_end(text, path=path, pipeline_params=pipeline_params, orb_dir=orb_dir,
-                     runner_map=runner_map, keep_expanded=target == "circleci").emit(target)
+                     runner_map=runner_map, keep_expanded=target == "circleci",
+                     schedules=schedules).emit(target)
 
 
 def compile_targets(text: str, targets: Iterable[str], *, path: str = "config.yml",
                     pipeline_params: dict[str, str] | None = None, orb_dir: Path | None = None,
-                    runner_map: object = None) -> dict[str, Result]:
+                    runner_map: object = None,
+                    schedules: tuple[tuple[str, str], ...] = ()) -> dict[str, Result]:
     """One config for several targets: {target: what `compile_config` gives for it}, with the
     front end and passes run once (the IR is immutable, so every target reads the same one)."""
     chosen = list(dict.fromkeys(targets))
     front = front_end(text, path=path, pipeline_params=pipeline_params, orb_dir=orb_dir,
-                      runner_map=runner_map, keep_expanded="circleci" in chosen)
+                      runner_map=runner_map, keep_expanded="circleci" in chosen,
+                      schedules=schedules)
     return {t: front.emit(t) for t in chosen}
 
 
@@ -92,6 +97,7 @@ class FrontEnd:
     diagnostics: list[Diagnostic]
     expanded: object = None  # the tree after 2.1 expansion, kept for the `circleci` target
     runner_map: object = None
+    schedules: tuple[tuple[str, str], ...] = ()  # --schedule NAME=CRON
 
     def emit(self, target: str) -> Result:
         """What `compile_config(text, target)` gives; raises for a bug in the target only."""
@@ -106,7 +112,8 @@ class FrontEnd:
         # targets never see another target's warnings.
         diags = Diagnostics(list(self.diagnostics))
         ctx = EmitContext(diags, expanded=self.expanded,
-                          runner_map=self.runner_map)  # type: ignore[arg-type]
+                          runner_map=self.runner_map,  # type: ignore[arg-type]
+                          schedules=self.schedules)
         was_enabled = gc.isenabled()
         gc.disable()  # see front_end
         try:
@@ -123,7 +130,8 @@ class FrontEnd:
 
 def front_end(text: str, *, path: str = "config.yml",
               pipeline_params: dict[str, str] | None = None, orb_dir: Path | None = None,
-              runner_map: object = None, keep_expanded: bool = False) -> FrontEnd:
+              runner_map: object = None, keep_expanded: bool = False,
+              schedules: tuple[tuple[str, str], ...] = ()) -> FrontEnd:
     """Load, validate, expand and run the passes once; `FrontEnd.emit` then per target.
 
     `keep_expanded`: keep the expanded tree, which only the `circleci` target prints.
@@ -138,8 +146,8 @@ def front_end(text: str, *, path: str = "config.yml",
         pipeline = build_ir(text, path, diags, pipeline_params=pipeline_params, orb_dir=orb_dir,
                             on_expanded=kept.append if keep_expanded else None)
     except ConfigError:
-        return FrontEnd(None, diags.sorted(), runner_map=runner_map)
+        return FrontEnd(None, diags.sorted(), runner_map=runner_map, schedules=schedules)
     finally:
         if was_enabled:
             gc.enable()
-    return FrontEnd(pipeline, diags.sorted(), kept[0] if kept else None, runner_map)
+    return FrontEnd(pipeline, diags.sorted(), kept[0] if kept else None, runner_map, schedules)

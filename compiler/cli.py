@@ -134,6 +134,10 @@ def main() -> None:
               help="Set a 2.1 pipeline parameter (repeatable); typed by its declaration.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a Markdown migration report (manual tasks, secrets, approximations).")
+@click.option("--schedule", "schedules", multiple=True, metavar="NAME=CRON",
+              help="A CircleCI schedule trigger of the project settings (repeatable): its"
+              " name (`pipeline.schedule.name`) and cron. GitHub workflows that run on"
+              " scheduled pipelines get the cron, and their gate maps it back to the name.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings or notes).")
 @click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
 @ORB_DIR_OPTION
@@ -155,6 +159,7 @@ def compile_command(
     config: Path,
     orb_dir: Path | None = None,
     runner_map_path: Path | None = None,
+    schedules: tuple[str, ...] = (),
 ) -> None:
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
     if (check or show_diff) and output_dir is None:
@@ -173,10 +178,11 @@ def compile_command(
             raise click.UsageError(f"cannot read {config}: {exc}") from exc
         shown = str(config)
     pipeline_params = _params(params)
+    declared = _schedules(schedules)
     runner_map = _runner_map(runner_map_path, fmt) if runner_map_path is not None else None
     try:
         results = compile_targets(text, chosen, path=shown, pipeline_params=pipeline_params,
-                                  orb_dir=orb_dir, runner_map=runner_map)
+                                  orb_dir=orb_dir, runner_map=runner_map, schedules=declared)
     except Exception as exc:  # a bug in cicompile, not in the config
         if os.environ.get("CICOMPILE_DEBUG"):
             raise
@@ -278,6 +284,28 @@ def _params(items: tuple[str, ...]) -> dict[str, str] | None:
             raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
         out[name] = value
     return out or None
+
+
+def _schedules(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`--schedule NAME=CRON` values; GitHub tells schedules apart by cron only, so two
+    schedules may not share one."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, eq, cron = (part.strip() for part in item.partition("="))
+        if not eq or not name or len(cron.split()) != 5:
+            raise click.BadParameter(f"{item!r} is not NAME=CRON (five cron fields)",
+                                     param_hint="--schedule")
+        cron = " ".join(cron.split())
+        if name in out:
+            raise click.BadParameter(f"schedule {name!r} is given twice",
+                                     param_hint="--schedule")
+        if cron in out.values():
+            raise click.BadParameter(f"schedules {name!r} and"
+                                     f" {next(n for n, c in out.items() if c == cron)!r} share"
+                                     f" the cron {cron!r}: GitHub could not tell them apart",
+                                     param_hint="--schedule")
+        out[name] = cron
+    return tuple(out.items())
 
 
 def _read(config: Path) -> str:

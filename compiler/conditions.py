@@ -9,7 +9,9 @@ over these atoms:
   Java regex that must match the whole name);
 - ``Trigger(source)``: what started the pipeline (``pipeline.trigger_source``: a push
   ``webhook``, an ``api`` call or a ``scheduled_pipeline``); exactly one source holds. Only
-  workflow ``when``/``unless`` conditions (and expression filters) produce it.
+  workflow ``when``/``unless`` conditions (and expression filters) produce it;
+- ``ScheduleName(pattern)``: a scheduled pipeline whose schedule's name
+  (``pipeline.schedule.name``, empty on every other pipeline) matches ``pattern``.
 
 Targets render formulas into GitLab ``rules:if``, bash tests (make, shell, GitHub gate job).
 Formulas are kept in negation normal form (``Not`` only around atoms) because GitLab's rule
@@ -63,6 +65,7 @@ class Match:
 
 # The values of `pipeline.trigger_source` every target can tell apart at run time.
 TRIGGER_SOURCES = ("webhook", "api", "scheduled_pipeline")
+SCHEDULED = "scheduled_pipeline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +74,16 @@ class Trigger:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleName:
+    pattern: Pattern  # matched against the (non-empty) name of the schedule that fired
+
+
+Atom = IsKind | Match | Trigger | ScheduleName
+
+
+@dataclass(frozen=True, slots=True)
 class Not:
-    atom: IsKind | Match | Trigger
+    atom: Atom
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +96,7 @@ class Or:
     items: tuple[Cond, ...]
 
 
-Cond = Const | IsKind | Match | Trigger | Not | And | Or
+Cond = Const | IsKind | Match | Trigger | ScheduleName | Not | And | Or
 
 TRUE = Const(True)
 FALSE = Const(False)
@@ -102,7 +113,7 @@ def negate(c: Cond) -> Cond:
     match c:
         case Const(value):
             return Const(not value)
-        case IsKind() | Match() | Trigger():
+        case IsKind() | Match() | Trigger() | ScheduleName():
             return Not(c)
         case Not(atom):
             return atom
@@ -165,21 +176,35 @@ def _kind_of(c: Cond) -> RefKind | None:
 
 
 def _drop_implied_kinds(items: list[Cond]) -> list[Cond]:
-    # IsKind(k) is implied by any Match(k, _) in the same conjunction.
+    # IsKind(k) is implied by any Match(k, _) in the same conjunction, a scheduled pipeline by
+    # the name of its schedule.
     kinds_by_match = {c.kind for c in items if isinstance(c, Match)}
-    return [c for c in items if not (isinstance(c, IsKind) and c.kind in kinds_by_match)]
+    named = any(isinstance(c, ScheduleName) for c in items)
+    return [c for c in items if not (isinstance(c, IsKind) and c.kind in kinds_by_match)
+            and not (named and c == Trigger(SCHEDULED))]
+
+
+def _named(c: Cond) -> tuple[object, Pattern] | None:
+    """(which name, pattern) of an atom that tests a name: a ref's or the schedule's."""
+    if isinstance(c, Match):
+        return c.kind, c.pattern
+    if isinstance(c, ScheduleName):
+        return ScheduleName, c.pattern
+    return None
 
 
 def _decide_by_literal(items: list[Cond]) -> list[Cond] | None:
     """With `name == x` in a conjunction, the other atoms on that name are known: fold them."""
     for c in items:
-        if isinstance(c, Match) and not c.pattern.regex:
+        this = _named(c)
+        if this is not None and not this[1].regex:
             out: list[Cond] = []
             changed = False
             for o in items:
                 atom = o.atom if isinstance(o, Not) else o
-                if o is not c and isinstance(atom, Match) and atom.kind == c.kind:
-                    value = atom.pattern.matches(c.pattern.text)
+                other = _named(atom)
+                if o is not c and other is not None and other[0] == this[0]:
+                    value = other[1].matches(this[1].text)
                     out.append(Const(value if o is atom else not value))
                     changed = True
                 else:
@@ -191,13 +216,20 @@ def _decide_by_literal(items: list[Cond]) -> list[Cond] | None:
 
 def _contradicts(items: list[Cond]) -> bool:
     kinds = {k for k in map(_kind_of, items) if k is not None}
-    if len(kinds) > 1 or len({c for c in items if isinstance(c, Trigger)}) > 1:
+    sources = {c.source for c in items if isinstance(c, Trigger)}
+    if any(isinstance(c, ScheduleName) for c in items):
+        sources.add(SCHEDULED)
+    if len(kinds) > 1 or len(sources) > 1:
+        return True
+    if SCHEDULED in sources and Not(Trigger(SCHEDULED)) in items:
         return True
     return any(isinstance(c, Not) and c.atom in items for c in items)
 
 
-def evaluate(c: Cond, kind: RefKind, name: str, source: str = "webhook") -> bool:
-    """Reference evaluation, used by tests and by the compile-time decision of constant refs."""
+def evaluate(c: Cond, kind: RefKind, name: str, source: str = "webhook",
+             schedule: str = "") -> bool:
+    """Reference evaluation, used by tests and by the compile-time decision of constant refs;
+    `schedule` is the schedule's name on a scheduled pipeline."""
     match c:
         case Const(value):
             return value
@@ -207,18 +239,20 @@ def evaluate(c: Cond, kind: RefKind, name: str, source: str = "webhook") -> bool
             return k == kind and pattern.matches(name)
         case Trigger(s):
             return s == source
+        case ScheduleName(pattern):
+            return source == SCHEDULED and schedule != "" and pattern.matches(schedule)
         case Not(atom):
-            return not evaluate(atom, kind, name, source)
+            return not evaluate(atom, kind, name, source, schedule)
         case And(items):
-            return all(evaluate(i, kind, name, source) for i in items)
+            return all(evaluate(i, kind, name, source, schedule) for i in items)
         case Or(items):
-            return any(evaluate(i, kind, name, source) for i in items)
+            return any(evaluate(i, kind, name, source, schedule) for i in items)
     raise AssertionError(c)
 
 
-def atoms(c: Cond) -> set[IsKind | Match | Trigger]:
+def atoms(c: Cond) -> set[Atom]:
     match c:
-        case IsKind() | Match() | Trigger():
+        case IsKind() | Match() | Trigger() | ScheduleName():
             return {c}
         case Not(atom):
             return {atom}
@@ -229,7 +263,11 @@ def atoms(c: Cond) -> set[IsKind | Match | Trigger]:
 
 def uses_trigger(c: Cond) -> bool:
     """Whether the condition reads what started the pipeline (not only its ref)."""
-    return any(isinstance(a, Trigger) for a in atoms(c))
+    return any(isinstance(a, Trigger | ScheduleName) for a in atoms(c))
+
+
+def uses_schedule_name(c: Cond) -> bool:
+    return any(isinstance(a, ScheduleName) for a in atoms(c))
 
 
 def restrict(c: Cond, kind: RefKind) -> Cond:
@@ -241,7 +279,7 @@ def restrict(c: Cond, kind: RefKind) -> Cond:
             return Const(k == kind)
         case Match(k, _):
             return c if k == kind else FALSE
-        case Trigger():
+        case Trigger() | ScheduleName():
             return c
         case Not(atom):
             return negate(restrict(atom, kind))
@@ -266,7 +304,7 @@ def implies(a: Cond, b: Cond) -> bool:
         return any(implies(a, i) for i in b.items)
     if isinstance(b, IsKind) and isinstance(a, Match | IsKind):
         return a.kind == b.kind
-    return False
+    return isinstance(a, ScheduleName) and b == Trigger(SCHEDULED)
 
 
 def size(c: Cond) -> int:

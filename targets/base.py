@@ -25,6 +25,9 @@ class EmitContext:
     expanded: object = None
     runner_map: RunnerMap | None = None  # --runner-map overrides of the default runners
     runner_uses: list[RunnerUse] = field(default_factory=list)  # for the report's runner table
+    # CircleCI's schedule triggers (project settings, not in the config), `--schedule
+    # NAME=CRON`: (name, cron) pairs.
+    schedules: tuple[tuple[str, str], ...] = ()
 
 
 class Target:
@@ -88,6 +91,13 @@ def heredoc_delimiter(text: str, base: str = "CICOMPILE_EOF") -> str:
         i += 1
         delim = f"{base}_{i}"
     return delim
+
+
+def on_scheduled_pipelines(pipeline: ir.Pipeline, wf: ir.Workflow) -> bool:
+    """Whether a scheduled pipeline of CircleCI's schedule triggers (project settings) may
+    run the workflow: one whose conditions read what started the pipeline. Workflows with
+    their own `triggers` run only on those."""
+    return not wf.schedules and wf.reads_trigger
 
 
 def job_for(pipeline: ir.Pipeline, node: ir.WorkflowNode) -> ir.Job | None:

@@ -22,13 +22,22 @@ from functools import cache
 from typing import Any
 
 from cicompile import ir
-from cicompile.conditions import FALSE, TRUE, IsKind, RefKind, restrict, uses_trigger
+from cicompile.conditions import (
+    FALSE,
+    TRUE,
+    IsKind,
+    RefKind,
+    restrict,
+    uses_schedule_name,
+    uses_trigger,
+)
 from cicompile.targets.base import (
     GENERATED_NOTICE,
     EmitContext,
     Target,
     heredoc_delimiter,
     join_circleci_path,
+    on_scheduled_pipelines,
     path_quote,
     sh_quote,
     unique_ids,
@@ -41,7 +50,12 @@ from cicompile.targets.hoststeps import (
     ssh_agent_script,
     ssh_key_secrets,
 )
-from cicompile.targets.refmatch import BASH_REF_FUNCTIONS, GATE_TRIGGER_SOURCE, bash_condition
+from cicompile.targets.refmatch import (
+    BASH_REF_FUNCTIONS,
+    BASH_SCHEDULE_FUNCTIONS,
+    GATE_TRIGGER_SOURCE,
+    bash_condition,
+)
 from cicompile.targets.runners import (
     LINUX,
     MACOS,
@@ -820,6 +834,34 @@ def _gate_job(wf: ir.Workflow, ids: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _gate_schedule_name(gate: dict[str, Any], wf: ir.Workflow, ctx: EmitContext) -> None:
+    """`pipeline.schedule.name` in the gate: GitHub's schedules have no names, only the cron
+    that fired (`github.event.schedule`), which names the `--schedule` it was declared with."""
+    if not any(uses_schedule_name(n.exists) for n in wf.nodes):
+        return
+    if not ctx.schedules:
+        ctx.diags.warning(
+            "schedule-name",
+            f"workflow {wf.name!r} reads `pipeline.schedule.name`; GitHub schedules have no"
+            " names, only crons: declare CircleCI's schedule triggers with `--schedule"
+            " NAME=CRON` (the gate then maps the cron that fired to its name); until then no"
+            " scheduled run has a schedule name", wf.span)
+    cases = "".join(f"    {sh_quote(cron)}) CICOMPILE_SCHEDULE_NAME={sh_quote(name)} ;;\n"
+                    for name, cron in ctx.schedules)
+    block = ("# pipeline.schedule.name: the schedule trigger (--schedule) whose cron started"
+             " this run.\nCICOMPILE_SCHEDULE_NAME=''\n"
+             + ('if [[ $GITHUB_EVENT_NAME == schedule ]]; then\n'
+                '  case $CICOMPILE_EVENT_SCHEDULE in\n' + cases + "  esac\nfi\n"
+                if cases else "")
+             + BASH_SCHEDULE_FUNCTIONS)
+    step = gate["steps"][0]
+    run = step.pop("run")
+    at = run.index(GATE_TRIGGER_SOURCE) + len(GATE_TRIGGER_SOURCE) + 1
+    # The cron reaches the script through the environment, never as expression text.
+    step["env"] = {"CICOMPILE_EVENT_SCHEDULE": "${{ github.event.schedule }}"}
+    step["run"] = run[:at] + block + run[at:]
+
+
 class GitHubTarget(Target):
     name = "github"
 
@@ -833,10 +875,17 @@ class GitHubTarget(Target):
         return files
 
     @staticmethod
-    def triggers(wf: ir.Workflow, push: dict[str, Any], ctx: EmitContext) -> dict[str, Any]:
+    def triggers(pipeline: ir.Pipeline, wf: ir.Workflow, push: dict[str, Any],
+                 ctx: EmitContext) -> dict[str, Any]:
         """`on:` — a scheduled workflow never runs on push (semantics §5.7); every workflow
-        can be started by hand (`workflow_dispatch`), where the gate still applies filters."""
+        can be started by hand (`workflow_dispatch`), where the gate still applies filters.
+        The workflows scheduled pipelines run also get the schedule triggers of the project
+        settings (`--schedule`), on the default branch."""
         if not wf.schedules:
+            crons = dict.fromkeys(literal(c) for _, c in ctx.schedules)
+            if crons and on_scheduled_pipelines(pipeline, wf):
+                return {"push": push, "schedule": [{"cron": c} for c in crons],
+                        "workflow_dispatch": {}}
             return {"push": push, "workflow_dispatch": {}}
         for s in wf.schedules:
             ctx.diags.warning(
@@ -869,6 +918,7 @@ class GitHubTarget(Target):
         jobs: dict[str, Any] = {}
         if gated:
             jobs[GATE] = _gate_job(wf, ids)
+            _gate_schedule_name(jobs[GATE], wf, ctx)
         for n in wf.nodes:
             em = _JobEmitter(pipeline, wf, n, ids, gated, ctx)
             if n.kind is ir.NodeKind.APPROVAL:
@@ -880,7 +930,7 @@ class GitHubTarget(Target):
             # it (a constant `if: false` is an error for actionlint).
         doc: dict[str, Any] = {
             "name": literal(wf.name),
-            "on": self.triggers(wf, push, ctx),
+            "on": self.triggers(pipeline, wf, push, ctx),
             "permissions": {"contents": "read"},
             "env": dict(WORKFLOW_ENV),
             "defaults": {"run": {"shell": "bash"}},

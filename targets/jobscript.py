@@ -21,7 +21,7 @@ import re
 import shlex
 
 from cicompile import ir
-from cicompile.conditions import And, Cond, Match, Not, Or
+from cicompile.conditions import And, Cond, Match, Not, Or, ScheduleName
 from cicompile.records import dataclass
 from cicompile.targets.base import (
     EmitContext,
@@ -38,6 +38,7 @@ from cicompile.targets.cachekey import (
 from cicompile.targets.hoststeps import remote_docker_notes
 from cicompile.targets.refmatch import (
     BASH_REF_FUNCTIONS,
+    BASH_SCHEDULE_FUNCTIONS,
     bash_condition,
     unsupported_regex_features,
 )
@@ -200,7 +201,7 @@ def _artifact_dest(path: str) -> str:
 
 def _patterns(c: Cond) -> list[str]:
     match c:
-        case Match(_, pattern):
+        case Match(_, pattern) | ScheduleName(pattern):
             return [pattern.text] if pattern.regex else []
         case Not(atom):
             return _patterns(atom)
@@ -453,7 +454,8 @@ def render_runtime(model: ScriptModel) -> str:
     # Likewise the cache store, only when some job saves or restores a cache.
     caches = any(s.kind == "cache" for n in model.nodes if n.job for s in n.job.steps)
     text = ENV.get_template("runtime.sh.j2").render(
-        ref_functions=BASH_REF_FUNCTIONS.rstrip("\n"),
+        ref_functions=(BASH_REF_FUNCTIONS + (BASH_SCHEDULE_FUNCTIONS if any(
+            "cc_schedule_" in n.exists for n in model.nodes) else "")).rstrip("\n"),
         cache_functions=CHECKSUM_FUNCTION + "\n\n" + cache_store_functions() if caches else "",
         workflows=model.workflows,
         shim=install_script('"$1"') if shim else "",

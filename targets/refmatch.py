@@ -11,7 +11,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from cicompile.conditions import And, Cond, Const, IsKind, Match, Not, Or, RefKind, Trigger
+from cicompile.conditions import (
+    SCHEDULED,
+    And,
+    Cond,
+    Const,
+    IsKind,
+    Match,
+    Not,
+    Or,
+    RefKind,
+    ScheduleName,
+    Trigger,
+)
 
 _UNSUPPORTED = [
     (re.compile(r"\(\?<?[=!]"), "lookaround"),
@@ -104,10 +116,15 @@ def java_to_re2_literal(regex: str) -> str:
 # ---- bash ------------------------------------------------------------------------------
 
 # Shell functions the bash renderings call. CICOMPILE_REF_KIND is "branch" or "tag" and
-# CICOMPILE_REF_NAME the branch or tag name; the runtime of each target sets both.
+# CICOMPILE_REF_NAME the branch or tag name; the runtime of each target sets both, and
+# CICOMPILE_SCHEDULE_NAME to the name of the schedule that started the pipeline (empty when
+# none did).
 BASH_REF_FUNCTIONS = r"""cc_is() { [[ $CICOMPILE_REF_KIND == "$1" ]]; }
 cc_eq() { [[ $CICOMPILE_REF_KIND == "$1" && $CICOMPILE_REF_NAME == "$2" ]]; }
 cc_re() { [[ $CICOMPILE_REF_KIND == "$1" && $CICOMPILE_REF_NAME =~ ^($2)$ ]]; }
+"""
+BASH_SCHEDULE_FUNCTIONS = r"""cc_schedule_eq() { [[ $CICOMPILE_SCHEDULE_NAME == "$1" ]]; }
+cc_schedule_re() { [[ -n $CICOMPILE_SCHEDULE_NAME && $CICOMPILE_SCHEDULE_NAME =~ ^($1)$ ]]; }
 """
 
 
@@ -143,6 +160,13 @@ def bash_condition(c: Cond, trigger: Callable[[str], str] = gate_trigger_test) -
             return f"cc_eq {kind} {_bash_single(pattern.text)}"
         case Trigger(source):
             return trigger(source)
+        case ScheduleName(pattern):
+            if pattern.regex:
+                name = f"cc_schedule_re {_bash_single(java_to_ere(pattern.text))}"
+            else:
+                name = f"cc_schedule_eq {_bash_single(pattern.text)}"
+            # Only a scheduled pipeline has a schedule, whatever the variable says.
+            return f"{{ {trigger(SCHEDULED)} && {name}; }}"
         case Not(atom):
             return "! " + bash_condition(atom, trigger)
         case And(items):
@@ -155,6 +179,8 @@ def bash_condition(c: Cond, trigger: Callable[[str], str] = gate_trigger_test) -
 # ---- GitLab rules ----------------------------------------------------------------------
 
 _GITLAB_VAR = {RefKind.BRANCH: "$CI_COMMIT_BRANCH", RefKind.TAG: "$CI_COMMIT_TAG"}
+# `pipeline.schedule.name`: the description of the GitLab pipeline schedule (GitLab 17.8+).
+_GITLAB_SCHEDULE = "$CI_PIPELINE_SCHEDULE_DESCRIPTION"
 # `pipeline.trigger_source` as GitLab's pipeline source: (test, its negation).
 _GITLAB_API = "/^(api|web|trigger)$/"
 _GITLAB_NOT_PUSH = "/^(schedule|api|web|trigger)$/"
@@ -186,18 +212,19 @@ def gitlab_condition(c: Cond) -> str:
             return _GITLAB_VAR[kind]
         case Trigger(source):
             return _GITLAB_TRIGGER[source][0]
-        case Match(kind, pattern):
-            var = _GITLAB_VAR[kind]
-            if pattern.regex:
-                return f"{var} =~ {java_to_re2_literal(pattern.text)}"
-            lit = _gitlab_string(pattern.text)
+        case Match() | ScheduleName():
+            var = _GITLAB_VAR[c.kind] if isinstance(c, Match) else _GITLAB_SCHEDULE
+            if c.pattern.regex:
+                return f"{var} =~ {java_to_re2_literal(c.pattern.text)}"
+            lit = _gitlab_string(c.pattern.text)
             return f"{var} =~ {lit}" if lit.startswith("/") else f"{var} == {lit}"
         case Not(atom):
             if isinstance(atom, IsKind):
                 return f"{_GITLAB_VAR[atom.kind]} == null"
             if isinstance(atom, Trigger):
                 return _GITLAB_TRIGGER[atom.source][1]
-            var = _GITLAB_VAR[atom.kind]
+            # Unset on pipelines no schedule started: `!=` and `!~` hold there.
+            var = _GITLAB_VAR[atom.kind] if isinstance(atom, Match) else _GITLAB_SCHEDULE
             if atom.pattern.regex:
                 return f"{var} !~ {java_to_re2_literal(atom.pattern.text)}"
             lit = _gitlab_string(atom.pattern.text)

@@ -118,12 +118,16 @@ class WorkflowRunner:
         self.ev.close()
 
     def run(self, workflow_file: Path, ref_type: str, ref_name: str,
-            approve: frozenset[str] = frozenset(), event: str = "push") -> dict[str, JobRun]:
+            approve: frozenset[str] = frozenset(), event: str = "push",
+            cron: str = "") -> dict[str, JobRun]:
         """Run the workflow for `event` (push, schedule, workflow_dispatch); {} when the
-        workflow's `on:` does not list the event (GitHub would not start it)."""
+        workflow's `on:` does not list the event (GitHub would not start it). A schedule
+        event fires `cron` (`github.event.schedule`), which `on.schedule` must list."""
         doc = yaml.safe_load(workflow_file.read_text())
         triggers = doc.get("on", doc.get(True)) or {}  # PyYAML reads a bare `on` as True
         if event not in triggers:
+            return {}
+        if event == "schedule" and cron and {"cron": cron} not in triggers["schedule"]:
             return {}
         jobs: dict[str, Any] = doc["jobs"]
         self.workflow_env = doc.get("env") or {}
@@ -132,6 +136,7 @@ class WorkflowRunner:
             "ref": f"refs/{'heads' if ref_type == 'branch' else 'tags'}/{ref_name}",
             "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "4242",
             "run_number": "7", "repository": "example/project",
+            "event": {"schedule": cron} if event == "schedule" else {},
         }
         results: dict[str, JobRun] = {}
         for jid in _topological(jobs):
@@ -234,6 +239,7 @@ class WorkflowRunner:
             "GITHUB_WORKSPACE": str(ws), "RUNNER_TEMP": str(temp), "GITHUB_OUTPUT": str(out_file),
             "GITHUB_ENV": str(env_file), "GITHUB_PATH": str(path_file),
             "GITHUB_REF_TYPE": ctx["github"]["ref_type"],
+            "GITHUB_EVENT_NAME": ctx["github"]["event_name"],
             "GITHUB_REF_NAME": ctx["github"]["ref_name"], "GITHUB_SHA": ctx["github"]["sha"],
             **job_env, **exported,
             **{k: self.ev.interpolate(str(v), ctx) for k, v in (step.get("env") or {}).items()},

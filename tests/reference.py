@@ -25,11 +25,23 @@ def _m(spec: str, name: str) -> bool:
 # ---- pipeline values, logic statements (§5.6) and expressions (§5.5) ----------------------
 
 
-def pipeline_values(branch: str, tag: str, source: str = "webhook") -> dict[str, Any]:
+# What started the pipeline, by `pipeline.trigger_source` (§5.7, §5.8): its successor
+# `pipeline.trigger.type` (a push's is its integration, `webhook` for these pipelines) and the
+# event's name.
+_TRIGGER_TYPE = {"webhook": "webhook", "api": "api", "scheduled_pipeline": "schedule"}
+_EVENT_NAME = {"webhook": "push", "api": "api", "scheduled_pipeline": "schedule"}
+
+
+def pipeline_values(branch: str, tag: str, source: str = "webhook",
+                    schedule: str = "") -> dict[str, Any]:
     """The run-time pipeline values a condition may read; the absent one of branch and tag
-    is null (§5.8: empty/null for tags)."""
+    is null (§5.8: empty/null for tags), as is the schedule's name on a pipeline no schedule
+    trigger started."""
     return {"pipeline.git.branch": branch or None, "pipeline.git.tag": tag or None,
-            "pipeline.trigger_source": source}
+            "pipeline.trigger_source": source, "pipeline.trigger.type": _TRIGGER_TYPE[source],
+            "pipeline.event.name": _EVENT_NAME[source],
+            "pipeline.schedule.name": schedule if source == "scheduled_pipeline" and schedule
+            else None}
 
 
 _VALUE_REF = re.compile(r"<<\s*(pipeline\.[\w.-]+)\s*>>")
@@ -178,20 +190,23 @@ def workflow_runs(wf: dict[str, Any], values: dict[str, Any]) -> bool:
 
 
 def reads_trigger_source(wf: dict[str, Any]) -> bool:
-    """A workflow whose condition (or a job's expression filter) reads
-    `pipeline.trigger_source` is meant for schedule triggers (project settings), which start
+    """A workflow whose condition (or a job's expression filter) reads what started the
+    pipeline (`pipeline.trigger_source`, `.trigger.type`, `.event.name`, `.schedule.name`)
+    is meant for schedule triggers (project settings), which start
     ordinary pipelines: it is evaluated on push and on scheduled runs alike, with the source
     of each."""
     found = _condition(wf)
     filters = [next(iter(e.values())).get("filters") for e in wf.get("jobs") or []
                if isinstance(e, dict) and isinstance(next(iter(e.values())), dict)]
-    return "pipeline.trigger_source" in repr((found, filters))
+    text = repr((found, filters))
+    return any(f"pipeline.{name}" in text for name in (
+        "trigger_source", "trigger.type", "event.name", "schedule.name"))
 
 
 def filters_pass(f: dict[str, Any] | str | None, branch: str, tag: str,
-                 source: str = "webhook") -> bool:
+                 source: str = "webhook", schedule: str = "") -> bool:
     if isinstance(f, str):  # an expression filter (§5.5)
-        return _truthy(expression(f, pipeline_values(branch, tag, source)))
+        return _truthy(expression(f, pipeline_values(branch, tag, source, schedule)))
     f = f or {}
     if tag:
         t = f.get("tags")
@@ -310,13 +325,14 @@ def schedule_fires(triggers: Any, branch: str, tag: str) -> bool:
 
 
 def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "",
-                  trigger: str = "push") -> dict[str, set[str]]:
+                  trigger: str = "push", schedule: str = "") -> dict[str, set[str]]:
     """{workflow: names of the job invocations that exist in a pipeline for this ref}.
 
     `trigger` is `push` (also an API or UI-triggered pipeline) or `schedule`: a workflow with
     schedule `triggers` runs only on its schedule (§5.7), and on a scheduled run only it and
     the workflows whose condition reads the trigger (a scheduled pipeline of the newer schedule
-    triggers, `pipeline.trigger_source` = `scheduled_pipeline`) run.
+    triggers, `pipeline.trigger_source` = `scheduled_pipeline`) run; `schedule` is the name of
+    that schedule trigger (`pipeline.schedule.name`).
     """
     out: dict[str, set[str]] = {}
     wfs = config.get("workflows")
@@ -328,7 +344,7 @@ def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "",
         wf_body = wfs.get(wf_name) or {}
         if not triggers and reads_trigger_source(wf_body):
             runs = True
-        if runs and not workflow_runs(wf_body, pipeline_values(branch, tag, source)):
+        if runs and not workflow_runs(wf_body, pipeline_values(branch, tag, source, schedule)):
             runs = False
         if not runs:
             out[wf_name] = set()
@@ -341,7 +357,7 @@ def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "",
             if j not in memo:
                 body = entries[j]
                 reqs = requirements(body)
-                memo[j] = filters_pass(body.get("filters"), branch, tag, source) and (
+                memo[j] = filters_pass(body.get("filters"), branch, tag, source, schedule) and (
                     not reqs or any(exists(r) for r in reqs)
                 )
             return memo[j]

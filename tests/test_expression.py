@@ -53,8 +53,15 @@ EVENTS = [(RefKind.BRANCH, b, s) for b in ("main", "feature/x", "release/1.2", "
     (RefKind.TAG, t, s) for t in ("v1.2.3", "nightly", "v2-rc1") for s in ("webhook", "api")]
 
 
-def _values(kind: RefKind, name: str, source: str) -> dict[str, Any]:
-    return pipeline_values(*((name, "") if kind is RefKind.BRANCH else ("", name)), source)
+# The same with the schedule's name: named schedule triggers start scheduled pipelines.
+NAMED_EVENTS = [(k, n, s, "") for k, n, s in EVENTS] + [
+    (RefKind.BRANCH, b, "scheduled_pipeline", sched) for b in ("main", "feature/x")
+    for sched in ("nightly", "weekly-db")]
+
+
+def _values(kind: RefKind, name: str, source: str, schedule: str = "") -> dict[str, Any]:
+    return pipeline_values(*((name, "") if kind is RefKind.BRANCH else ("", name)), source,
+                           schedule)
 
 
 def _runtime(text: str) -> Any:
@@ -160,7 +167,9 @@ def test_lowering_maps_branch_and_tag_onto_the_ref_algebra() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "pipeline.schedule.name == \"nightly\"",
+    'pipeline.trigger.type == "github_app"',
+    'pipeline.event.name == "pull_request"',
+    "pipeline.schedule.name == pipeline.git.branch",
     "pipeline.git.branch < 3",
     "pipeline.git.branch == pipeline.trigger_source",
     'pipeline.trigger_source == "github_app"',
@@ -176,6 +185,10 @@ ATOMS = [
     "pipeline.git.tag matches /v[0-9.]+/", "pipeline.git.tag", "pipeline.git.branch",
     'pipeline.trigger_source == "scheduled_pipeline"', 'pipeline.trigger_source != "webhook"',
     'pipeline.git.tag == ""', 'pipeline.git.branch == pipeline.git.tag', "true", "0",
+    'pipeline.trigger.type == "schedule"', 'pipeline.event.name != "api"',
+    'pipeline.event.name == "push"', 'pipeline.schedule.name == "nightly"',
+    'pipeline.schedule.name starts-with "week"', "pipeline.schedule.name",
+    'pipeline.schedule.name matches /n.*|w.*/',
 ]
 
 
@@ -193,9 +206,10 @@ def expressions(draw: st.DrawFn, depth: int = 3) -> str:
 @given(expressions())
 def test_lowered_expressions_agree_with_the_reference(text: str) -> None:
     cond = _runtime(text)
-    for kind, name, source in EVENTS:
-        want = bool(expression(text, _values(kind, name, source)))
-        assert evaluate(cond, kind, name, source) == want, (text, kind, name, source)
+    for kind, name, source, sched in NAMED_EVENTS:
+        want = bool(expression(text, _values(kind, name, source, sched)))
+        assert evaluate(cond, kind, name, source, sched) == want, (text, kind, name, source,
+                                                                    sched)
 
 
 LOGIC_ATOMS: list[Any] = [
@@ -207,6 +221,12 @@ LOGIC_ATOMS: list[Any] = [
     {"matches": {"pattern": "^v\\d+(\\.\\d+)*$", "value": "<< pipeline.git.tag >>"}},
     {"matches": {"pattern": "(release/.*)?", "value": "<< pipeline.git.branch >>"}},
     "<< pipeline.git.tag >>", "<< pipeline.git.branch >>", False, "false-but-a-string",
+    {"equal": ["schedule", "<< pipeline.trigger.type >>"]},
+    {"equal": ["api", "<< pipeline.event.name >>"]},
+    {"equal": ["nightly", "<< pipeline.schedule.name >>"]},
+    {"equal": ["", "<< pipeline.schedule.name >>"]},
+    {"matches": {"pattern": "week.*", "value": "<< pipeline.schedule.name >>"}},
+    "<< pipeline.schedule.name >>",
 ]
 
 
@@ -225,9 +245,10 @@ def statements(draw: st.DrawFn, depth: int = 3) -> Any:
 def test_lowered_logic_statements_agree_with_the_reference(stmt: Any) -> None:
     node = load_yaml(yaml.safe_dump({"s": stmt}), "x.yml", Diagnostics())
     cond = lower_logic(node.get("s"))  # type: ignore[union-attr]
-    for kind, name, source in EVENTS:
-        want = logic(stmt, _values(kind, name, source))
-        assert evaluate(cond, kind, name, source) == want, (stmt, kind, name, source)
+    for kind, name, source, sched in NAMED_EVENTS:
+        want = logic(stmt, _values(kind, name, source, sched))
+        assert evaluate(cond, kind, name, source, sched) == want, (stmt, kind, name, source,
+                                                                   sched)
 
 
 # ---- step guards --------------------------------------------------------------------------
@@ -326,7 +347,7 @@ def test_unsupported_workflow_condition_keeps_the_workflow_with_the_warning() ->
     p, codes = _build("""\
 workflows:
   w:
-    when: {equal: [nightly, << pipeline.schedule.name >>]}
+    when: {equal: [github_app, << pipeline.trigger.type >>]}
     jobs: [build]
 """)
     assert p.workflows[0].nodes[0].exists == IsKind(RefKind.BRANCH)

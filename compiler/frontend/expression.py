@@ -4,10 +4,12 @@ algebra (`cicompile.conditions`) when they depend on values known only at run ti
 
 Run-time values every target can test: `pipeline.git.branch` and `pipeline.git.tag` (one of
 them is set: a branch pipeline has no tag, a tag pipeline no branch; the absent one is `""`
-in a logic statement, where it is substituted as text, and null in an expression) and
-`pipeline.trigger_source` (`webhook`, `api`, `scheduled_pipeline`). Anything else
-(`pipeline.schedule.name`, `pipeline.git.revision`, ...) raises `Unsupported`, and callers
-keep their precise warning.
+in a logic statement, where it is substituted as text, and null in an expression), what
+started the pipeline — `pipeline.trigger_source` (`webhook`, `api`, `scheduled_pipeline`),
+its successor `pipeline.trigger.type` and `pipeline.event.name`, as far as their values
+follow from the source (SOURCE_VALUES) — and `pipeline.schedule.name` (absent except on
+scheduled pipelines). Anything else (`pipeline.git.revision`, a push's integration type...)
+raises `Unsupported`, and callers keep their precise warning.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cicompile.conditions import (
     Or,
     Pattern,
     RefKind,
+    ScheduleName,
     Trigger,
     all_of,
     any_of,
@@ -46,7 +49,23 @@ if TYPE_CHECKING:
 Value = str | int | float | bool | None
 
 _REF_KINDS = {"git.branch": RefKind.BRANCH, "git.tag": RefKind.TAG}
-RUNTIME_VALUES = frozenset({*_REF_KINDS, "trigger_source"})
+_SCHEDULED = "scheduled_pipeline"
+# The values each pipeline value about what started the pipeline takes, per trigger source
+# (semantics §5.7, §5.8). A test of such a value is the set of sources for which it holds on
+# every value listed: a push's `trigger.type` is its integration (`github_app`...), which the
+# targets cannot know, so a test that tells integrations apart is not testable.
+SOURCE_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
+    "trigger_source": {"webhook": ("webhook",), "api": ("api",),
+                       _SCHEDULED: (_SCHEDULED,)},
+    "trigger.type": {"webhook": ("webhook", "github_app", "github_oauth", "bitbucket_cloud",
+                                 "bitbucket_server", "gitlab"),
+                     "api": ("api",), _SCHEDULED: ("schedule",)},
+    # Pull requests and custom webhooks start no pipeline of the targets' push events.
+    "event.name": {"webhook": ("push",), "api": ("api",), _SCHEDULED: ("schedule",)},
+}
+RUNTIME_VALUES = frozenset({*_REF_KINDS, *SOURCE_VALUES, "schedule.name"})
+# A pipeline that a named schedule trigger started.
+_NAMED = ScheduleName(Pattern(".+", regex=True))
 _JAVA_SPECIAL = set(".[]()*+?{}|^$\\")
 
 
@@ -312,16 +331,31 @@ def _on_ref(ref: str, test: Callable[[Value], bool], pattern: Pattern | None, ab
             here = IsKind(kind)
         # On a pipeline of the other kind the value is absent ("" or null).
         return any_of([here, all_of([negate(IsKind(kind)), Const(test(absent))])])
-    if ref == "trigger_source":
-        return any_of(Trigger(s) for s in TRIGGER_SOURCES if test(s))
+    if ref in SOURCE_VALUES:
+        sources = []
+        for source in TRIGGER_SOURCES:
+            results = {test(v) for v in SOURCE_VALUES[ref][source]}
+            if len(results) > 1:
+                raise Unsupported(f"`pipeline.{ref}` compared with a value it takes on some"
+                                  " pipelines started by a push only (its values there:"
+                                  f" {', '.join(SOURCE_VALUES[ref][source])})")
+            if results == {True}:
+                sources.append(Trigger(source))
+        return any_of(sources)
+    if ref == "schedule.name":
+        named: Cond = FALSE if pattern is None else ScheduleName(pattern)
+        # No schedule trigger started the pipeline (a push, a `triggers` schedule): no name.
+        return any_of([named, all_of([negate(_NAMED), Const(test(absent))])])
     raise Unsupported(f"`pipeline.{ref}`")
 
 
 def ref_truth(ref: str) -> Cond:
     if ref in _REF_KINDS:
         return IsKind(_REF_KINDS[ref])
-    if ref == "trigger_source":
+    if ref in SOURCE_VALUES:
         return TRUE
+    if ref == "schedule.name":
+        return _NAMED
     raise Unsupported(f"`pipeline.{ref}`")
 
 
@@ -332,8 +366,9 @@ def ref_equals(ref: str, other: Value | Ref, absent: Value) -> Cond:
         if {ref, other.name} == set(_REF_KINDS):
             return FALSE  # one of them is always set, the other never
         raise Unsupported(f"`pipeline.{ref}` compared with `pipeline.{other.name}`")
-    if ref == "trigger_source" and isinstance(other, str) and other not in TRIGGER_SOURCES:
-        raise Unsupported(f"`pipeline.trigger_source` compared with {other!r}")
+    if ref in SOURCE_VALUES and not (isinstance(other, str) and any(
+            other in values for values in SOURCE_VALUES[ref].values())):
+        raise Unsupported(f"`pipeline.{ref}` compared with {other!r}")
     pattern = Pattern(other) if isinstance(other, str) and other else None
     return _on_ref(ref, lambda v: _compare("==", v, other), pattern, absent)
 
@@ -509,8 +544,9 @@ def shell_guard(c: Cond) -> str:
                 return f"[ {var} = {_sh_single(pattern.text)} ]"
             ere = _sh_single(java_to_ere(pattern.text))
             return f"{{ [ -n {var} ] && printf '%s\\n' {var} | grep -Eqx -e {ere}; }}"
-        case Trigger():
-            raise Unsupported("`pipeline.trigger_source`, which running steps cannot read")
+        case Trigger() | ScheduleName():
+            raise Unsupported("what started the pipeline (`pipeline.trigger_source`,"
+                              " `pipeline.schedule.name`...), which running steps cannot read")
         case Not(atom):
             return "! " + shell_guard(atom)
         case And(items):
@@ -554,25 +590,33 @@ def workflow_condition(m: YMap, name: str, diags: Diagnostics) -> Cond:
             diags.warning("never-runs", f"workflow {name!r} can never run: its `{kind}`"
                           " condition never holds", key.span)
         if uses_trigger(c):
-            diags.warning("trigger-source", f"workflow {name!r}: `{kind}` reads"
-                          " `pipeline.trigger_source`; scheduled pipelines come from schedule"
-                          " triggers in CircleCI's project settings: create the same schedule"
-                          " on the target (see docs/targets.md)", key.span)
+            diags.warning("trigger-source", f"workflow {name!r}: `{kind}` reads what started"
+                          " the pipeline (`pipeline.trigger_source`, `.trigger.type`,"
+                          " `.event.name`, `.schedule.name`); scheduled pipelines come from"
+                          " schedule triggers in CircleCI's project settings: create the same"
+                          " schedule on the target (`--schedule NAME=CRON` for GitHub, see"
+                          " docs/targets.md)", key.span)
         return c
     return TRUE
 
 
 def reads_trigger(m: YMap) -> bool:
     """A workflow (as the reader gets it) whose `when`/`unless` or an expression filter of a
-    job mentions `pipeline.trigger_source`, whatever the condition simplifies to."""
+    job mentions what started the pipeline (`pipeline.trigger_source`, `.trigger.type`,
+    `.event.name`, `.schedule.name`), whatever the condition simplifies to."""
     texts = [m.get(k) for k in ("when", "unless")]
     jobs = m.get("jobs")
     for entry in jobs.items if isinstance(jobs, YSeq) else ():
         body = entry.pairs[0][1] if isinstance(entry, YMap) and entry.pairs else None
         texts.append(body.get("filters") if isinstance(body, YMap) else None)
-    return any(n is not None and ("trigger_source" in runtime_refs(n) or (
-        isinstance(n, YScalar) and is_expression(n) and "pipeline.trigger_source" in n.text))
+    return any(n is not None and (bool(_STARTERS.intersection(runtime_refs(n))) or (
+        isinstance(n, YScalar) and is_expression(n) and _STARTER_NAME.search(n.text) is not None))
         for n in texts)
+
+
+_STARTERS = frozenset({*SOURCE_VALUES, "schedule.name"})
+_STARTER_NAME = re.compile(
+    r"\bpipeline\.(?:trigger_source|trigger\.type|event\.name|schedule\.name)\b")
 
 
 def filter_expression(node: YScalar, diags: Diagnostics) -> Cond:
@@ -580,10 +624,12 @@ def filter_expression(node: YScalar, diags: Diagnostics) -> Cond:
     try:
         c = lower(parse(node.as_str()))
         if uses_trigger(c):
-            diags.warning("trigger-source", "this expression filter reads"
-                          " `pipeline.trigger_source`; scheduled pipelines come from schedule"
-                          " triggers in CircleCI's project settings: create the same schedule"
-                          " on the target (see docs/targets.md)", node.span)
+            diags.warning("trigger-source", "this expression filter reads what started the"
+                          " pipeline (`pipeline.trigger_source`, `.trigger.type`, `.event.name`,"
+                          " `.schedule.name`); scheduled pipelines come from schedule triggers"
+                          " in CircleCI's project settings: create the same schedule on the"
+                          " target (`--schedule NAME=CRON` for GitHub, see docs/targets.md)",
+                          node.span)
         return c
     except ExpressionError as exc:
         diags.error("invalid-condition", f"`filters` is not a valid expression: {exc}",

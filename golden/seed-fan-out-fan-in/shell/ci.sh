@@ -15,6 +15,7 @@
 #   CICOMPILE_SOURCE             what `checkout` copies (default .)
 #   CICOMPILE_TRIGGER            push (default) or schedule: which workflows run (scheduled
 #                                ones only on schedule, unless named explicitly)
+#   CICOMPILE_SCHEDULE_NAME      with CICOMPILE_TRIGGER=schedule: `pipeline.schedule.name`
 #   CICOMPILE_CACHE_DIR          the CircleCI cache store, kept between runs
 #                                (default $CICOMPILE_SOURCE/.cicompile-cache)
 #   CICOMPILE_JOBS               at most this many jobs at once (default: no limit)
@@ -54,6 +55,7 @@ declare -A CC_NODE_PAR=() CC_WF_TRIGGER=() CC_WF_RERUNS=() CC_NODE_SERIAL=()
 CC_RUN='' CC_SOURCE='' CC_REF_KIND='' CC_REF_NAME='' CC_BRANCH='' CC_TAG='' CC_SHA=''
 CC_PIPELINE_ID='' CC_PIPELINE_NUMBER='' CC_REPO_URL='' CC_REPO_OWNER='' CC_REPO_NAME=''
 CICOMPILE_REF_KIND='' CICOMPILE_REF_NAME='' CC_TRIGGER=push CC_CACHE=''
+CC_SCHEDULE_NAME='' CICOMPILE_SCHEDULE_NAME=${CICOMPILE_SCHEDULE_NAME-}
 
 cc_die() {
   printf 'cicompile: %s\n' "$*" >&2
@@ -295,6 +297,11 @@ cc_init() {
   cc_detect_ref
   CC_TRIGGER=${CICOMPILE_TRIGGER:-push}
   [[ $CC_TRIGGER == push || $CC_TRIGGER == schedule ]] || cc_die "CICOMPILE_TRIGGER must be push or schedule, not $CC_TRIGGER"
+  # `pipeline.schedule.name`: the schedule a scheduled run stands for.
+  CC_SCHEDULE_NAME=$CICOMPILE_SCHEDULE_NAME
+  if [[ -n $CC_SCHEDULE_NAME && $CC_TRIGGER != schedule ]]; then
+    cc_die "CICOMPILE_SCHEDULE_NAME names the schedule of a scheduled run: set CICOMPILE_TRIGGER=schedule too"
+  fi
   cc_pipeline_number
   cc_reset_run_dir
   mkdir -p "$CC_RUN/status" "$CC_RUN/jobs" "$CC_RUN/workspace" "$CC_RUN/artifacts" || cc_die "cannot create $CC_RUN"
@@ -316,7 +323,7 @@ cc_init() {
   {
     printf 'CC_REF_KIND=%q CC_REF_NAME=%q CC_BRANCH=%q CC_TAG=%q CC_SHA=%q\n' "$CC_REF_KIND" "$CC_REF_NAME" "$CC_BRANCH" "$CC_TAG" "$CC_SHA"
     printf 'CC_PIPELINE_ID=%q CC_REPO_URL=%q CC_REPO_OWNER=%q CC_REPO_NAME=%q\n' "$CC_PIPELINE_ID" "$CC_REPO_URL" "$CC_REPO_OWNER" "$CC_REPO_NAME"
-    printf 'CC_TRIGGER=%q\n' "$CC_TRIGGER"
+    printf 'CC_TRIGGER=%q CC_SCHEDULE_NAME=%q\n' "$CC_TRIGGER" "$CC_SCHEDULE_NAME"
     printf 'CC_PIPELINE_NUMBER=%s\n' "$CC_PIPELINE_NUMBER"
     for wf in "${CC_WFS[@]}"; do
       printf 'CC_WORKFLOW_ID[%s]=%q\n' "$wf" "${CC_WORKFLOW_ID[$wf]}"
@@ -333,6 +340,7 @@ cc_load() {
   # shellcheck source=/dev/null
   source "$CC_RUN/ref.env"
   CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
+  CICOMPILE_SCHEDULE_NAME=$CC_SCHEDULE_NAME
 }
 
 cc_clean() {
