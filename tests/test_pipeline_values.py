@@ -1,0 +1,288 @@
+"""Pipeline values and per-run identifiers on every target (semantics §5.8, §7).
+
+Expected values are written by hand from the semantics document: `pipeline.number` is the
+project's pipeline counter (not CIRCLE_BUILD_NUM, a job number), GitHub `github.run_number`,
+GitLab `$CI_PIPELINE_IID`, make/shell a counter the run directory keeps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from cicompile import compile_config
+
+from tests.gha_runner import WorkflowRunner
+from tests.gitlab_helpers import make_repo, run_pipeline
+from tests.local_helpers import project, run
+
+e2e = pytest.mark.e2e
+
+
+def compiled(text: str, target: str) -> dict[str, str]:
+    result = compile_config(text, target, path="config.yml")
+    assert result.ok, [d.render() for d in result.diagnostics]
+    return result.files
+
+
+@pytest.fixture
+def gha(tmp_path: Path) -> Iterator[WorkflowRunner]:
+    src = tmp_path / "src"
+    src.mkdir()
+    r = WorkflowRunner(tmp_path / "run", src)
+    yield r
+    r.close()
+
+
+def github_files(text: str, tmp: Path) -> dict[str, Path]:
+    out = {}
+    for rel, content in compiled(text, "github").items():
+        p = tmp / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+        out[Path(rel).stem] = p
+    return out
+
+
+def gitlab_listed(repo: Path, variables: dict[str, str]) -> set[str]:
+    """The jobs gitlab-ci-local's rules keep for a pipeline with these predefined variables."""
+    from tests.gitlab_helpers import _gcl
+
+    args = [a for k, v in variables.items() for a in ("--variable", f"{k}={v}")]
+    r = _gcl(repo, ["--list-json", "--no-json-schema-validation", *args])
+    assert r.returncode == 0, r.stdout + r.stderr
+    jobs = json.loads(r.stdout[r.stdout.index("["):])
+    return {j["name"] for j in jobs if j["when"] != "never"}
+
+
+# ---- 1. pipeline.number ------------------------------------------------------------------
+
+NUMBER = """\
+version: 2.1
+jobs:
+  show:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - run: echo "pipeline-number=[<< pipeline.number >>] job-number-set=[${CIRCLE_BUILD_NUM:+y}]"
+      - run: echo "gitlab-iid=[${CI_PIPELINE_IID:-none}]"
+      - run: mkdir -p x && echo cached > x/f
+      - save_cache: {key: 'n-<< pipeline.number >>', paths: [x]}
+workflows:
+  wf:
+    jobs:
+      - show:
+          serial-group: group-<< pipeline.number >>
+"""
+
+
+def test_pipeline_number_is_not_the_job_number() -> None:
+    for target in ("github", "gitlab", "make", "shell", "circleci"):
+        for text in compiled(NUMBER, target).values():
+            assert "{{ .BuildNum }}" not in text
+            assert "pipeline-number=[${CIRCLE_BUILD_NUM}]" not in text
+    processed = yaml.safe_load(compiled(NUMBER, "circleci")[".circleci/config.processed.yml"])
+    steps = processed["jobs"]["show"]["steps"]
+    assert steps[0]["run"].startswith("echo \"pipeline-number=[${CIRCLE_PIPELINE_NUMBER}]")
+    assert steps[3]["save_cache"]["key"] == "n-{{ .Environment.CIRCLE_PIPELINE_NUMBER }}"
+
+
+def test_github_pipeline_number_is_the_run_number_through_env() -> None:
+    doc = yaml.safe_load(compiled(NUMBER, "github")[".github/workflows/wf.yml"])
+    assert doc["env"]["CIRCLE_PIPELINE_NUMBER"] == "${{ github.run_number }}"
+    job = doc["jobs"]["show"]
+    # Never interpolated into a script: the command reads the variable.
+    assert all("${{" not in s.get("run", "") or "run_number" not in s["run"]
+               for s in job["steps"])
+    assert job["concurrency"]["group"] == "group-${{ github.run_number }}"
+
+
+@e2e
+def test_github_job_sees_the_run_number(gha: WorkflowRunner, tmp_path: Path) -> None:
+    files = github_files(NUMBER, tmp_path)
+    res = gha.run(files["wf"], "branch", "main")
+    assert res["show"].result == "success", res["show"].log
+    assert "pipeline-number=[7] job-number-set=[y]" in res["show"].log  # run_number: 7
+
+
+def test_gitlab_pipeline_number_is_the_pipeline_iid() -> None:
+    doc = yaml.safe_load(compiled(NUMBER, "gitlab")[".gitlab-ci.yml"])
+    driver = "\n".join(doc["default"]["before_script"])
+    assert 'CIRCLE_PIPELINE_NUMBER="${CI_PIPELINE_IID:-}"' in driver
+    assert doc["show"]["resource_group"] == "group-${CI_PIPELINE_IID}"
+
+
+@e2e
+def test_gitlab_job_sees_the_pipeline_iid(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", compiled(NUMBER, "gitlab")[".gitlab-ci.yml"])
+    seen = []
+    for _ in range(2):
+        r = run_pipeline(repo)
+        assert r.returncode == 0, r.output
+        log = r.log("show")
+        iid = next(line.split("gitlab-iid=[", 1)[1].split("]", 1)[0]
+                   for line in log.splitlines() if "gitlab-iid=[" in line and "$" not in line)
+        assert f"pipeline-number=[{iid}] job-number-set=[y]" in log, log
+        seen.append(int(iid))
+    assert seen[1] == seen[0] + 1  # gitlab-ci-local counts its pipelines, as GitLab does
+
+
+@e2e
+def test_local_pipeline_number_counts_runs(target: str, tmp_path: Path) -> None:
+    src = project(tmp_path, NUMBER, target)
+
+    def number(env: dict[str, str] | None = None) -> str:
+        r = run(target, src, env)
+        assert r.returncode == 0, r.output
+        line = next(x for x in r.stdout.splitlines() if "pipeline-number=[" in x and "$" not in x)
+        assert "job-number-set=[y]" in line
+        return line.split("pipeline-number=[", 1)[1].split("]", 1)[0]
+
+    assert [number(), number()] == ["1", "2"]
+    assert number({"CIRCLE_PIPELINE_NUMBER": "41"}) == "41"
+    assert number() == "42"  # counting goes on from the number given
+    # The cache key read the number too: one saved key per run.
+    keys = sorted(p.read_text().splitlines()[-1]
+                  for p in (src / ".cicompile-cache").glob("*.key"))
+    assert keys == ["n-1", "n-2", "n-41", "n-42"], keys
+    bad = run(target, src, {"CIRCLE_PIPELINE_NUMBER": "x1"})
+    assert bad.returncode != 0 and "CIRCLE_PIPELINE_NUMBER must be a number" in bad.output
+
+
+# ---- 2. conditions on what started the pipeline ------------------------------------------
+
+STARTERS = """\
+version: 2.1
+jobs:
+  build:
+    docker: [{image: cimg/base:stable}]
+    steps: [{run: echo build}]
+  report:
+    docker: [{image: cimg/base:stable}]
+    steps: [{run: echo report}]
+  slow:
+    docker: [{image: cimg/base:stable}]
+    steps: [{run: echo slow}]
+  deploy:
+    docker: [{image: cimg/base:stable}]
+    steps: [{run: echo deploy}]
+  by-hand:
+    docker: [{image: cimg/base:stable}]
+    steps: [{run: echo by-hand}]
+workflows:
+  ci:
+    unless:
+      equal: [schedule, << pipeline.trigger.type >>]
+    jobs: [build]
+  weekly:
+    when:
+      equal: [weekly, << pipeline.schedule.name >>]
+    jobs: [report]
+  nightlies:
+    when: pipeline.schedule.name starts-with "night" and pipeline.git.branch == "main"
+    jobs: [slow]
+  pushes:
+    when: pipeline.event.name == "push" and pipeline.git.branch == "main"
+    jobs: [deploy]
+  api:
+    when:
+      equal: [api, << pipeline.trigger.type >>]
+    jobs: [by-hand]
+"""
+SCHEDULES = (("weekly", "0 3 * * 1"), ("nightly-db", "0 2 * * *"))
+# (trigger, schedule name) events, on branch main.
+STARTER_EVENTS = [("push", ""), ("schedule", "weekly"), ("schedule", "nightly-db")]
+
+
+def reference_jobs(trigger: str, schedule: str) -> dict[str, set[str]]:
+    from tests.reference import existing_jobs
+
+    return existing_jobs(yaml.safe_load(STARTERS), "main", "", trigger, schedule)
+
+
+def test_reference_expectations_are_what_the_semantics_say() -> None:
+    """Written by hand (§5.7–5.8): the reference evaluator agrees."""
+    assert reference_jobs("push", "") == {
+        "ci": {"build"}, "weekly": set(), "nightlies": set(), "pushes": {"deploy"},
+        "api": set()}
+    assert reference_jobs("schedule", "weekly") == {
+        "ci": set(), "weekly": {"report"}, "nightlies": set(), "pushes": set(), "api": set()}
+    assert reference_jobs("schedule", "nightly-db")["nightlies"] == {"slow"}
+
+
+def test_starter_conditions_are_lowered_not_warned() -> None:
+    for target in ("github", "gitlab", "make", "shell"):
+        result = compile_config(STARTERS, target, path="config.yml", schedules=SCHEDULES)
+        assert result.ok
+        codes = {d.code for d in result.diagnostics}
+        assert "runtime-condition" not in codes and "schedule-name" not in codes, target
+    # Without the schedules GitHub cannot name a scheduled run, and says so.
+    bare = compile_config(STARTERS, "github", path="config.yml")
+    assert [d.code for d in bare.diagnostics].count("schedule-name") == 2
+
+
+@pytest.mark.parametrize(("condition", "why"), [
+    ("equal: [github_app, << pipeline.trigger.type >>]", "pipeline.trigger.type"),
+    ("equal: [pull_request, << pipeline.event.name >>]", "pipeline.event.name"),
+    ("equal: [<< pipeline.schedule.name >>, << pipeline.git.branch >>]", "schedule.name"),
+])
+def test_what_no_target_can_tell_stays_warned(condition: str, why: str) -> None:
+    text = STARTERS.replace("equal: [api, << pipeline.trigger.type >>]", condition)
+    result = compile_config(text, "gitlab", path="config.yml")
+    warned = [d for d in result.diagnostics if d.code == "runtime-condition"]
+    assert len(warned) == 1 and why in warned[0].message and warned[0].span is not None
+
+
+@e2e
+@pytest.mark.parametrize(("trigger", "schedule"), STARTER_EVENTS)
+def test_github_starter_conditions(gha: WorkflowRunner, tmp_path: Path, trigger: str,
+                                   schedule: str) -> None:
+    result = compile_config(STARTERS, "github", path="config.yml", schedules=SCHEDULES)
+    files = {}
+    for rel, content in result.files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+        files[Path(rel).stem] = p
+    cron = dict(SCHEDULES).get(schedule, "")
+    seen = {}
+    for wf, path in files.items():
+        res = gha.run(path, "branch", "main", event=trigger, cron=cron)
+        seen[wf] = {j for j, r in res.items() if r.result == "success" and j != "circleci-gate"}
+    assert seen == reference_jobs(trigger, schedule)
+
+
+@e2e
+@pytest.mark.parametrize(("trigger", "schedule"), STARTER_EVENTS)
+def test_local_starter_conditions(target: str, tmp_path: Path, trigger: str,
+                                  schedule: str) -> None:
+    src = project(tmp_path, STARTERS, target)
+    env = {"CICOMPILE_DRY_RUN": "1", "CICOMPILE_TRIGGER": trigger}
+    if schedule:
+        env["CICOMPILE_SCHEDULE_NAME"] = schedule
+    r = run(target, src, env)
+    assert r.returncode == 0, r.output
+    seen = {wf: {j for j, s in r.statuses(wf).items() if s == "success"}
+            for wf in reference_jobs(trigger, schedule)}
+    assert seen == reference_jobs(trigger, schedule)
+
+
+@e2e
+def test_local_schedule_name_needs_a_scheduled_run(target: str, tmp_path: Path) -> None:
+    src = project(tmp_path, STARTERS, target)
+    r = run(target, src, {"CICOMPILE_SCHEDULE_NAME": "weekly"})
+    assert r.returncode != 0 and "set CICOMPILE_TRIGGER=schedule too" in r.output
+
+
+@e2e
+@pytest.mark.parametrize(("trigger", "schedule"), STARTER_EVENTS)
+def test_gitlab_starter_conditions(tmp_path: Path, trigger: str, schedule: str) -> None:
+    repo = make_repo(tmp_path / "repo", compiled(STARTERS, "gitlab")[".gitlab-ci.yml"])
+    variables = {"CI_PIPELINE_SOURCE": trigger}
+    if schedule:
+        variables["CI_PIPELINE_SCHEDULE_DESCRIPTION"] = schedule
+    listed = gitlab_listed(repo, variables)
+    want = reference_jobs(trigger, schedule)
+    assert listed == {j for jobs in want.values() for j in jobs}
