@@ -25,12 +25,14 @@ from cicompile import ir
 from cicompile.conditions import (
     FALSE,
     TRUE,
+    Cond,
     IsKind,
     RefKind,
     restrict,
     uses_schedule_name,
     uses_trigger,
 )
+from cicompile.targets.approvals import github_existence, warn_approval_waits
 from cicompile.targets.base import (
     GENERATED_NOTICE,
     EmitContext,
@@ -807,7 +809,7 @@ def _guard_halt(step: dict[str, Any]) -> None:
     step.update({**name, "if": cond, **rest})
 
 
-def _gate_job(wf: ir.Workflow, ids: dict[str, str]) -> dict[str, Any]:
+def _gate_job(wf: ir.Workflow, ids: dict[str, str], runs: dict[str, Cond]) -> dict[str, Any]:
     lines = [
         "# CircleCI filters: exact strings or Java regexes that must match the whole name.",
         'CICOMPILE_REF_KIND="$GITHUB_REF_TYPE"',
@@ -819,7 +821,7 @@ def _gate_job(wf: ir.Workflow, ids: dict[str, str]) -> dict[str, Any]:
         lines.insert(3, GATE_TRIGGER_SOURCE)
     for n in wf.nodes:
         lines.append(
-            f"  if {bash_condition(n.exists)}; then echo '{ids[n.name]}=true';"
+            f"  if {bash_condition(runs[n.name])}; then echo '{ids[n.name]}=true';"
             f" else echo '{ids[n.name]}=false'; fi"
         )
     lines.append('} >> "$GITHUB_OUTPUT"')
@@ -917,8 +919,11 @@ class GitHubTarget(Target):
                 " `gh run rerun RUN_ID --failed`)", wf.span)
         jobs: dict[str, Any] = {}
         if gated:
-            jobs[GATE] = _gate_job(wf, ids)
+            # An approval runs only for a job that requires it (targets/approvals.py).
+            runs = github_existence(wf)
+            jobs[GATE] = _gate_job(wf, ids, runs)
             _gate_schedule_name(jobs[GATE], wf, ctx)
+            warn_approval_waits(wf, runs, ctx.diags)
         for n in wf.nodes:
             em = _JobEmitter(pipeline, wf, n, ids, gated, ctx)
             if n.kind is ir.NodeKind.APPROVAL:

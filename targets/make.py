@@ -46,7 +46,8 @@ ENV_LIMIT = 120 * 1024  # Linux: MAX_ARG_STRLEN, 128 KiB for one environment str
 class _MakeNode:
     key: str
     target: str
-    needs: tuple[str, ...]  # targets
+    number: int  # 1-based, in node order: its place in CICOMPILE_LIVE
+    needs: tuple[tuple[int, str], ...]  # (number, target)
     text: str  # the node's bash (unescaped)
 
 
@@ -68,15 +69,24 @@ class MakeTarget(Target):
     def emit(self, pipeline: ir.Pipeline, ctx: EmitContext) -> dict[str, str]:
         model = build_model(pipeline, ctx)
         target = {n.key: f"job.{n.wf_id}.{n.node_id}" for n in model.nodes}
+        # The runtime's node order (its node index): what `live` answers for.
+        number = {n.key: i for i, n in enumerate(model.nodes, 1)}
         nodes = [
             _MakeNode(
                 key=n.key,
                 target=target[n.key],
-                needs=tuple(target[k] for k in n.needs),
+                number=number[n.key],
+                needs=tuple((number[k], target[k]) for k in n.needs),
                 text=render_node(n),
             )
             for n in model.nodes
         ]
+        # The nodes' cc_exists_KEY under other names: a shellcheck of all the Makefile's bash
+        # at once would see each defined twice (only the runtime's `live` evaluates these).
+        exists = "\n".join(
+            "# shellcheck disable=SC2016 # values from the config are literal\n"
+            f"cc_live_{n.key}() {{\n  {n.exists}\n}}" for n in model.nodes)
+        _check_define_body("the existence conditions", exists)
         runtime = render_runtime(model) + '\n\ncc_make_main "$@"'
         _check_define_body("the runtime", runtime)
         for node in nodes:
@@ -99,6 +109,7 @@ class MakeTarget(Target):
             notice=GENERATED_NOTICE.format(source=source),
             source=source,
             runtime=runtime,
+            exists=exists,
             nodes=nodes,
             workflows=workflows,
             serial_groups=any(n.serial_group for n in model.nodes),

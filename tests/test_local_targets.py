@@ -627,13 +627,16 @@ def test_make_dry_run(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "warning" not in p.stderr
     lines = p.stdout.splitlines()
-    assert lines[0] == '/bin/bash -c "$CICOMPILE_RUNTIME" cicompile init'
+    # The first make asks which nodes exist (writing nothing) and runs the second with that.
+    assert lines[0].startswith('live=$(/bin/bash -c "$CICOMPILE_RUNTIME" cicompile live) && ')
+    assert lines[0].endswith(' CICOMPILE_LIVE="$live" all')
+    assert lines[1] == '/bin/bash -c "$CICOMPILE_RUNTIME" cicompile init'
     assert lines[-1] == '/bin/bash -c "$CICOMPILE_RUNTIME" cicompile summary main_flow other'
     assert not list(tmp_path.iterdir())[1:], "make -n must not write anything"
     p = subprocess.run([make, "-n", "workflow.other"], cwd=tmp_path, capture_output=True,
                        text=True)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[1:] == [
+    assert p.stdout.splitlines()[2:] == [
         '/bin/bash -c "$CICOMPILE_RUNTIME" cicompile node other__build',
         '/bin/bash -c "$CICOMPILE_RUNTIME" cicompile summary other',
     ]

@@ -404,12 +404,13 @@ cc_prefix() {
   done
 }
 
-# A node runs iff it exists in this pipeline and every node it needs that exists ended in a
-# status the node accepts from it (success, or the list after `:`; blocked is not_run).
-cc_run_node() {
-  local key=$1 need accepts status rc
+# Whether a node is left out of this run (its workflow's trigger, or its filters): if so its
+# status is `skipped`. Both depend only on the ref and the trigger, known when the run starts,
+# so the scheduler decides every node up front: nothing then waits for an absent requirement
+# (semantics §5.3), nor for what that requirement itself requires (an approval...).
+cc_skip_absent() {
+  local key=$1
   local name=${CC_NODE_NAME[$key]}
-  local -a needs=()
   local trigger=${CC_WF_TRIGGER[${CC_NODE_WF[$key]}]}
   if [[ $trigger != any && $trigger != "$CC_TRIGGER" && -z ${CICOMPILE_WORKFLOW_SELECTED:-} ]]; then
     cc_say "$name" "skipped: its workflow runs on $trigger, this run is a $CC_TRIGGER (set CICOMPILE_TRIGGER=$trigger or name the workflow)"
@@ -419,6 +420,18 @@ cc_run_node() {
   if ! "cc_exists_$key"; then
     cc_say "$name" 'skipped: not part of this pipeline (filters)'
     cc_set_status "$key" skipped
+    return 0
+  fi
+  return 1
+}
+
+# A node runs iff it exists in this pipeline and every node it needs that exists ended in a
+# status the node accepts from it (success, or the list after `:`; blocked is not_run).
+cc_run_node() {
+  local key=$1 need accepts status rc
+  local name=${CC_NODE_NAME[$key]}
+  local -a needs=()
+  if cc_skip_absent "$key"; then
     return 0
   fi
   read -ra needs <<<"${CC_NODE_NEEDS[$key]}"
@@ -985,10 +998,36 @@ cc_summary() {
 
 # ---- entry points ----
 
-# The Makefile's recipes: init | node KEY | summary WORKFLOW-ID... | clean
+# The Makefile's first make: 1 or 0 per node in node order, whether it exists in this run (its
+# filters and workflow condition, on the ref and trigger: `cc_live_KEY`, the same test as
+# `cc_exists_KEY`). It writes nothing (`make -n`). An unknown ref leaves every node in: `init`
+# then stops the run and says why.
+cc_live() {
+  local key out=''
+  cc_paths
+  CC_TRIGGER=${CICOMPILE_TRIGGER:-push}
+  if (cc_detect_ref) 2>/dev/null; then
+    cc_detect_ref
+    CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
+  fi
+  for key in "${CC_KEYS[@]}"; do
+    if [[ -z $CICOMPILE_REF_KIND ]] || "cc_live_$key"; then
+      out+=' 1'
+    else
+      out+=' 0'
+    fi
+  done
+  printf '%s\n' "${out# }"
+}
+
+# The Makefile's recipes: init | live | node KEY | summary WORKFLOW-ID... | clean
 cc_make_main() {
   case ${1-} in
     init) cc_init ;;
+    live)
+      eval "$CC_NODE_SCRIPT"
+      cc_live
+      ;;
     node)
       cc_load
       [[ -n $CC_NODE_SCRIPT ]] || cc_die "internal error: no script for node $2"
@@ -1056,7 +1095,9 @@ cc_schedule() {
   [[ $max =~ ^[0-9]+$ ]] || cc_die "CICOMPILE_JOBS must be a number, not $max"
   for wf in "$@"; do
     read -ra keys <<<"${CC_WF_NODES[$wf]}"
-    pending+=("${keys[@]}")
+    for key in "${keys[@]}"; do
+      cc_skip_absent "$key" || pending+=("$key")
+    done
   done
   trap 'cc_abort 143' TERM
   trap 'cc_abort 130' INT

@@ -1,0 +1,337 @@
+"""A filtered-out job between an approval and its dependents (the fuzzer's issue 5).
+
+`j` requires `k` and `l`; `k` requires the approval `hold` and runs on `main` only. On any
+other branch CircleCI drops the requirement on the absent `k` (semantics §5.3): `j` starts
+after `l` alone, without the approval. Each target's effective ordering, measured per event
+with the approval granted and withheld:
+
+- make / shell: every node's existence is decided when the run starts, so `j` runs after `l`
+  alone. Proved by a handshake: upstream of `hold`, `slow` waits until `j` has finished; if
+  `j` waited for `hold` (which waits for `slow`), `slow` would time out and fail.
+- GitHub: a job's `if:` is evaluated once its `needs` have finished, so a filtered-out `k`
+  is skipped only after `hold`. The approval therefore runs only when a job that requires it
+  runs (targets/approvals.py): here it is skipped with `k`, and `j` runs. Where an approval
+  still runs for another job, the residual wait is warned (`approval-wait`). Run with
+  tests/gha_runner.py, which waits on an unapproved environment as GitHub does.
+- GitLab: the absent `k` is removed by `rules` and `j` needs it `optional`: `j` runs without
+  the manual `hold` being played (gitlab-ci-local).
+
+The differential check (tests/corpus_tools.mismatches) compares each target's ordering among
+the existing jobs with the reference's; the last tests pin the fuzzer's case there.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from cicompile import build_ir, compile_config
+from cicompile.diagnostics import Diagnostics
+from cicompile.ir import Pipeline
+from cicompile.targets.approvals import approval_waits, github_existence
+
+from tests.corpus_tools import (
+    BASE_EVENTS,
+    Expectation,
+    TargetView,
+    github_view,
+    local_view,
+    mismatches,
+)
+from tests.gha_runner import WorkflowRunner
+from tests.local_helpers import define_bodies, project, run
+from tests.reference import existing_jobs
+from tests.tools import require_tool
+
+e2e = pytest.mark.e2e
+
+JOB = "{docker: [{image: cimg/base:stable}], steps: [{run: %s}]}"
+
+
+def config(entries: str, **commands: str) -> str:
+    jobs = "\n".join(f"  {name}: {JOB % yaml.safe_dump(cmd, default_style=chr(39)).strip()}"
+                     for name, cmd in commands.items())
+    return f"version: 2.1\njobs:\n{jobs}\nworkflows:\n  wf:\n    jobs:\n{entries}"
+
+
+# The fuzzer's shape.
+ISSUE = config("""\
+      - hold: {type: approval}
+      - k: {requires: [hold], filters: {branches: {only: main}}}
+      - l
+      - j: {requires: [k, l]}
+""", k="echo k", l="echo l", j="echo j")
+
+# The approval still runs for `k2`: on GitHub `j` waits for it (warned).
+RESIDUAL = config("""\
+      - hold: {type: approval}
+      - k: {requires: [hold], filters: {branches: {only: main}}}
+      - k2: {requires: [hold]}
+      - l
+      - j: {requires: [k, l]}
+""", k="echo k", k2="echo k2", l="echo l", j="echo j")
+
+# The same as ISSUE for the local targets, with the handshake: off `main`, `slow` (upstream of
+# the approval) succeeds only once `j` has run; on `main`, `j` must find `k`'s mark.
+HANDSHAKE = config("""\
+      - slow
+      - hold: {type: approval, requires: [slow]}
+      - k: {requires: [hold], filters: {branches: {only: main}}}
+      - l
+      - j: {requires: [k, l]}
+""",
+    slow='if [ "$CIRCLE_BRANCH" != main ]; then for i in $(seq 100); do'
+         ' [ -e "$MARKS/j" ] && exit 0; sleep 0.1; done; exit 1; fi',
+    k='touch "$MARKS/k"',
+    l="echo l",
+    j='if [ "$CIRCLE_BRANCH" = main ]; then test -e "$MARKS/k"; fi; touch "$MARKS/j"')
+
+
+def pipeline(text: str) -> Pipeline:
+    diags = Diagnostics()
+    p = build_ir(text, "c.yml", diags)
+    assert isinstance(p, Pipeline), diags.sorted()
+    return p
+
+
+# ---- make / shell ------------------------------------------------------------------------
+
+
+@e2e
+@pytest.mark.parametrize(("branch", "approve", "want"), [
+    ("feature/x", "", {"slow": "success", "hold": "held", "k": "skipped", "l": "success",
+                       "j": "success"}),
+    ("feature/x", "hold", {"slow": "success", "hold": "success", "k": "skipped",
+                           "l": "success", "j": "success"}),
+    ("main", "", {"slow": "success", "hold": "held", "k": "blocked", "l": "success",
+                  "j": "blocked"}),
+    ("main", "hold", {"slow": "success", "hold": "success", "k": "success", "l": "success",
+                      "j": "success"}),
+])
+def test_local_targets_order_existing_jobs_only(target: str, tmp_path: Path, branch: str,
+                                                approve: str, want: dict[str, str]) -> None:
+    """Off `main`, `j` runs while `slow` (and so `hold`) is still pending: `slow` succeeds
+    only because `j` finished first. On `main`, `j` runs after `k` or not at all."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    src = project(tmp_path, HANDSHAKE, target)
+    env = {"CIRCLE_BRANCH": branch, "MARKS": str(marks)}
+    if approve:
+        env["CICOMPILE_APPROVE"] = approve
+    r = run(target, src, env)
+    assert r.returncode == 0, r.output
+    assert r.statuses() == want, r.output
+    assert "[k] skipped: not part of this pipeline (filters)" in r.stdout or branch == "main"
+
+
+def test_make_graph_leaves_absent_nodes_out(tmp_path: Path) -> None:
+    """The second make's prerequisites, as make itself reads them (`-p`), per branch: the
+    runtime's `live` answer (what the first make hands over) leaves out the absent `k`."""
+    make = require_tool("make")
+    (tmp_path / "Makefile").write_text(compile_config(ISSUE, "make").files["Makefile"])
+    bodies = define_bodies((tmp_path / "Makefile").read_text())
+
+    def prerequisites(branch: str) -> dict[str, list[str]]:
+        env = {"PATH": os.environ["PATH"], "CIRCLE_BRANCH": branch}
+        live = subprocess.run(["bash", "-c", bodies["CICOMPILE_RUNTIME"], "cicompile", "live"],
+                              cwd=tmp_path, text=True, capture_output=True,
+                              env={**env, "CICOMPILE_NODE": bodies["CICOMPILE_EXISTS"]})
+        assert live.returncode == 0, live.stderr
+        db = subprocess.run([make, "-p", "-n", "-q", f"CICOMPILE_LIVE={live.stdout.strip()}"],
+                            cwd=tmp_path, text=True, capture_output=True, env=env)
+        out: dict[str, list[str]] = {}
+        for line in db.stdout.splitlines():
+            name, sep, rest = line.partition(":")
+            if sep and name.startswith("job.wf.") and not rest.strip().startswith("export"):
+                out[name] = [p for p in rest.split() if p != "cicompile-init"]
+        return out
+
+    assert prerequisites("main") == {"job.wf.hold": [], "job.wf.k": ["job.wf.hold"],
+                                     "job.wf.l": [], "job.wf.j": ["job.wf.k", "job.wf.l"]}
+    assert prerequisites("feature/x") == {"job.wf.hold": [], "job.wf.k": [],
+                                          "job.wf.l": [], "job.wf.j": ["job.wf.l"]}
+
+
+# ---- GitHub ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[WorkflowRunner]:
+    src = tmp_path / "src"
+    src.mkdir()
+    r = WorkflowRunner(tmp_path / "run", src)
+    yield r
+    r.close()
+
+
+def github_results(runner: WorkflowRunner, text: str, tmp_path: Path, branch: str,
+                   approve: frozenset[str]) -> dict[str, str]:
+    (rel, body), = compile_config(text, "github").files.items()
+    path = tmp_path / Path(rel).name
+    path.write_text(body)
+    return {j: r.result for j, r in runner.run(path, "branch", branch, approve).items()
+            if j != "circleci-gate"}
+
+
+@e2e
+@pytest.mark.parametrize(("branch", "approve", "want"), [
+    # The approval nobody waits for is skipped, and `k` with it: `j` runs after `l`.
+    ("feature/x", frozenset(), {"hold": "skipped", "k": "skipped", "l": "success",
+                                "j": "success"}),
+    ("main", frozenset(), {"hold": "waiting", "k": "waiting", "l": "success",
+                           "j": "waiting"}),
+    ("main", frozenset({"hold"}), {"hold": "success", "k": "success", "l": "success",
+                                   "j": "success"}),
+])
+def test_github_skips_an_approval_nobody_waits_for(runner: WorkflowRunner, tmp_path: Path,
+                                                   branch: str, approve: frozenset[str],
+                                                   want: dict[str, str]) -> None:
+    assert github_results(runner, ISSUE, tmp_path, branch, approve) == want
+
+
+@e2e
+def test_github_residual_wait_is_warned(runner: WorkflowRunner, tmp_path: Path) -> None:
+    """`hold` runs for `k2`, so the absent `k` is skipped only once `hold` is approved, and
+    `j` waits for it: what the warning says, at `j`'s entry."""
+    got = github_results(runner, RESIDUAL, tmp_path, "feature/x", frozenset())
+    assert got == {"hold": "waiting", "k": "waiting", "k2": "waiting", "l": "success",
+                   "j": "waiting"}
+    got = github_results(runner, RESIDUAL, tmp_path, "feature/x", frozenset({"hold"}))
+    assert got == {"hold": "success", "k": "skipped", "k2": "success", "l": "success",
+                   "j": "success"}
+    warnings = [d for d in compile_config(RESIDUAL, "github", path="c.yml").diagnostics
+                if d.code == "approval-wait"]
+    assert [(d.span.line if d.span else 0, d.message) for d in warnings] == [(
+        14, "on GitHub (workflow `wf`), `j` waits for approval `hold` even in pipelines where"
+            " `k` is filtered out and CircleCI starts it without that approval: GitHub skips a"
+            " filtered-out job only once everything it needs has finished, and `hold` still"
+            " runs there for other jobs")]
+    for target in ("gitlab", "make", "shell"):
+        assert not any(d.code == "approval-wait"
+                       for d in compile_config(RESIDUAL, target).diagnostics)
+    assert not any(d.code == "approval-wait"
+                   for d in compile_config(ISSUE, "github").diagnostics)
+
+
+def test_approval_runs_only_for_a_job_that_requires_it() -> None:
+    """The gate's condition for each approval, from the last node back: an approval behind
+    another approval that is skipped is skipped too; one nobody requires keeps its own."""
+    text = config("""\
+      - a: {type: approval}
+      - b: {type: approval, requires: [a]}
+      - k: {requires: [b], filters: {branches: {only: main}}}
+      - end: {type: approval}
+""", k="echo k")
+    (wf,) = pipeline(text).workflows
+    runs = github_existence(wf)
+    assert runs["k"] == wf.node("k").exists
+    assert runs["a"] == runs["b"] == runs["k"]  # only on main
+    assert runs["end"] == wf.node("end").exists
+
+
+@pytest.mark.parametrize(("entries", "waits"), [
+    # The fuzzer's case: the approval runs only with `k`: nothing left to warn.
+    ("""\
+      - hold: {type: approval}
+      - k: {requires: [hold], filters: {branches: {only: main}}}
+      - l
+      - j: {requires: [k, l]}
+""", []),
+    # `j` also requires `k2`, which exists whenever `j` does: it waits for `hold` on
+    # CircleCI too.
+    ("""\
+      - hold: {type: approval}
+      - k: {requires: [hold], filters: {branches: {only: main}}}
+      - k2: {requires: [hold]}
+      - j: {requires: [k, k2]}
+""", []),
+    # Deeper: the approval runs for `d`, the absent `k` is after `d`.
+    ("""\
+      - hold: {type: approval}
+      - d: {requires: [hold]}
+      - k: {requires: [d], filters: {branches: {only: main}}}
+      - l
+      - j: {requires: [k, l]}
+      - after: {requires: [j]}
+""", [("hold", "j", ("k",)), ("hold", "after", ("k",))]),
+    # `j` cannot run without `k`: it is absent with it, nothing waits.
+    ("""\
+      - hold: {type: approval}
+      - k: {requires: [hold], filters: {branches: {only: main}}}
+      - k2: {requires: [hold]}
+      - j: {requires: [k]}
+""", []),
+])
+def test_residual_waits_are_decided_statically(entries: str,
+                                               waits: list[tuple[str, str, tuple[str]]]
+                                               ) -> None:
+    names = {line.split(":")[0].strip(" -") for line in entries.splitlines()}
+    text = config(entries, **{n: f"echo {n}" for n in sorted(names)
+                              if n not in ("hold",)})
+    (wf,) = pipeline(text).workflows
+    got = approval_waits(wf, github_existence(wf))
+    assert [(w.approval, w.job, w.absent) for w in got] == waits
+
+
+# ---- GitLab ------------------------------------------------------------------------------
+
+
+@e2e
+def test_gitlab_runs_j_without_the_manual_job(tmp_path: Path) -> None:
+    from tests.gitlab_helpers import make_repo, require_gcl, run_pipeline
+
+    require_gcl()
+    repo = make_repo(tmp_path / "repo", compile_config(ISSUE, "gitlab").files[".gitlab-ci.yml"],
+                     branch="feature/x")
+    r = run_pipeline(repo)
+    assert r.passed == {"l", "j"}, r.output  # `hold` waits to be played, `k` is not there
+    # On main `j` needs `k`, which needs `hold` (gitlab-ci-local refuses to run a pipeline
+    # whose needed manual job is not played).
+    r = run_pipeline(make_repo(tmp_path / "main",
+                               compile_config(ISSUE, "gitlab").files[".gitlab-ci.yml"]),
+                     "--manual", "hold")
+    assert r.passed == {"hold", "k", "l", "j"}, r.output
+
+
+# ---- the differential check --------------------------------------------------------------
+
+
+def expectation(text: str) -> Expectation:
+    cfg = yaml.safe_load(text)
+    return Expectation(cfg, BASE_EVENTS, {
+        e: existing_jobs(cfg, *((e[1], "") if e[0] == "branch" else ("", e[1])))
+        for e in BASE_EVENTS}, {})
+
+
+@pytest.mark.parametrize("text", [ISSUE, RESIDUAL], ids=["issue", "residual"])
+def test_differential_agrees_on_the_fuzzer_case(text: str, tmp_path: Path) -> None:
+    """Regression: on every target the ordering among existing jobs is CircleCI's. GitHub may
+    add waits after ordinary jobs (timing) and warned waits after approvals; it skips an
+    approval none of whose dependents runs (equivalent: nothing waits for it)."""
+    exp = expectation(text)
+    gh = github_view(compile_config(text, "github", path="c.yml"), BASE_EVENTS)
+    assert mismatches(exp, gh, "github") == []
+    for target in ("make", "shell"):
+        view = local_view(compile_config(text, target), target, BASE_EVENTS, tmp_path / target)
+        assert mismatches(exp, view, target) == []
+
+
+def test_differential_finds_an_unwarned_approval_wait() -> None:
+    """The control: the residual wait without its warning, or a vacuous approval that runs,
+    is a mismatch."""
+    exp = expectation(RESIDUAL)
+    gh = github_view(compile_config(RESIDUAL, "github", path="c.yml"), BASE_EVENTS)
+    assert gh.github_waits == {("wf", "hold", "j")}
+    unwarned = TargetView(gh.exists, gh.edges, layers=gh.layers, github_waits=set())
+    assert "github push branch feature/x workflow wf: ordering missing [], extra" \
+           " [('hold', 'j')]" in mismatches(exp, unwarned, "github")
+    exp = expectation(ISSUE)
+    gh = github_view(compile_config(ISSUE, "github", path="c.yml"), BASE_EVENTS)
+    ran = {e: {wf: jobs | {"hold"} for wf, jobs in per.items()} for e, per in gh.exists.items()}
+    found = mismatches(exp, TargetView(ran, gh.edges, layers=gh.layers, github_waits=set()),
+                       "github")
+    assert "github push branch feature/x workflow wf: missing [], extra ['hold']" in found
