@@ -217,6 +217,12 @@ def test_github_residual_wait_is_warned(runner: WorkflowRunner, tmp_path: Path) 
                    for d in compile_config(ISSUE, "github").diagnostics)
 
 
+def test_migration_report_lists_the_wait() -> None:
+    report = compile_config(RESIDUAL, "github", path="c.yml").report()
+    row = next(line for line in report.splitlines() if "approval-wait" in line)
+    assert row.startswith("| 14:9 |") and "`j` waits for approval `hold`" in row, row
+
+
 def test_approval_runs_only_for_a_job_that_requires_it() -> None:
     """The gate's condition for each approval, from the last node back: an approval behind
     another approval that is skipped is skipped too; one nobody requires keeps its own."""
