@@ -87,7 +87,8 @@ HANDSHAKE = config("""\
     slow='if [ "$CIRCLE_BRANCH" != main ]; then for i in $(seq 100); do'
          ' [ -e "$MARKS/j" ] && exit 0; sleep 0.1; done; exit 1; fi',
     k='touch "$MARKS/k"',
-    l="echo l",
+    # The Makefile's node vector is make's own business, as its scripts are.
+    l='test -z "${CICOMPILE_LIVE+x}"',
     j='if [ "$CIRCLE_BRANCH" = main ]; then test -e "$MARKS/k"; fi; touch "$MARKS/j"')
 
 

@@ -33,10 +33,11 @@ if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 4))); 
   printf 'cicompile: bash 4.4 or newer is needed, this is %s (on macOS: brew install bash)\n' "$BASH_VERSION" >&2
   exit 2
 fi
-# The Makefile hands this script and a node's script over in the environment; jobs inherit
-# neither, nor make's own flags (a `make` run by a job is not a sub-make of ours).
+# The Makefile hands this script, a node's script and the nodes that exist over in the
+# environment; jobs inherit none of them, nor make's own flags (a `make` run by a job is not a
+# sub-make of ours).
 CC_NODE_SCRIPT=${CICOMPILE_NODE-}
-unset CICOMPILE_RUNTIME CICOMPILE_NODE MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+unset CICOMPILE_RUNTIME CICOMPILE_NODE CICOMPILE_LIVE MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
 
 if [[ -x /bin/bash ]]; then
   CC_DEFAULT_SHELL='/bin/bash -eo pipefail'
