@@ -106,7 +106,8 @@ WORKFLOW_ENV = {
     "CIRCLE_BRANCH": "${{ github.ref_type == 'branch' && github.ref_name || '' }}",
     "CIRCLE_TAG": "${{ github.ref_type == 'tag' && github.ref_name || '' }}",
     "CIRCLE_SHA1": "${{ github.sha }}",
-    "CIRCLE_WORKFLOW_ID": "${{ github.run_id }}",
+    # One run of a workflow file is one CircleCI workflow; a rerun is a new one (semantics §7).
+    "CIRCLE_WORKFLOW_ID": "${{ github.run_id }}-${{ github.run_attempt }}",
     "CIRCLE_BUILD_NUM": "${{ github.run_number }}",
     # The run's page: GitHub has no per-job URL in its contexts (semantics §7).
     "CIRCLE_BUILD_URL": "${{ github.server_url }}/${{ github.repository }}/actions/runs/"

@@ -32,6 +32,7 @@ arrive). On runners that reuse build directories such a job may see a previous j
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections import Counter
@@ -192,7 +193,7 @@ export CI=true CIRCLECI=true
 export CIRCLE_BRANCH="${CI_COMMIT_BRANCH:-}"
 if [ -n "${CI_COMMIT_TAG:-}" ]; then export CIRCLE_TAG="$CI_COMMIT_TAG"; fi
 export CIRCLE_SHA1="${CI_COMMIT_SHA:-}" CIRCLE_BUILD_NUM="${CI_JOB_ID:-}"
-export CIRCLE_BUILD_URL="${CI_JOB_URL:-}" CIRCLE_WORKFLOW_ID="${CI_PIPELINE_ID:-}"
+export CIRCLE_BUILD_URL="${CI_JOB_URL:-}"
 export CIRCLE_PIPELINE_ID="${CI_PIPELINE_ID:-}" CIRCLE_PIPELINE_NUMBER="${CI_PIPELINE_IID:-}"
 export CIRCLE_PROJECT_REPONAME="${CI_PROJECT_NAME:-}"
 export CIRCLE_PROJECT_USERNAME="${CI_PROJECT_NAMESPACE:-}"
@@ -310,6 +311,15 @@ def _artifact_name(path: str) -> str:
     parts = [p for p in re.split(r"/+", path.lstrip("~")) if p not in ("", ".", "..")]
     name = "/".join(re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in parts)
     return name or "artifacts"
+
+
+def workflow_id_prefix(workflow: str) -> str:
+    """The first four groups of a workflow's CIRCLE_WORKFLOW_ID, which the job completes with
+    the pipeline id in hex: CircleCI gives each workflow of a pipeline its own UUID (semantics
+    §7), a GitLab pipeline holds them all. A UUID of version 8 (RFC 9562: custom), stable for
+    one workflow of one pipeline, distinct between workflows and pipelines."""
+    h = hashlib.sha256(workflow.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-8{h[12:15]}-{'89ab'[int(h[15], 16) % 4]}{h[16:19]}-"
 
 
 def _escape_dollars(s: str) -> str:
@@ -627,6 +637,8 @@ class _JobEmitter:
         lines = [
             "# CircleCI job environment",
             f"export CIRCLE_JOB={sh_quote(self.node.name)}",
+            'export CIRCLE_WORKFLOW_ID="' + workflow_id_prefix(self.wf.name)
+            + '$(printf %012x "${CI_PIPELINE_ID:-0}")"',
             f"cicompile_dir={shell_dir(job.working_directory)}",
             'export CIRCLE_WORKING_DIRECTORY="$cicompile_dir"',
         ]

@@ -135,7 +135,7 @@ class WorkflowRunner:
             "ref_type": ref_type, "ref_name": ref_name, "event_name": event,
             "ref": f"refs/{'heads' if ref_type == 'branch' else 'tags'}/{ref_name}",
             "sha": "0123456789abcdef0123456789abcdef01234567", "run_id": "4242",
-            "run_number": "7", "repository": "example/project",
+            "run_number": "7", "run_attempt": "1", "repository": "example/project",
             "event": {"schedule": cron} if event == "schedule" else {},
         }
         results: dict[str, JobRun] = {}

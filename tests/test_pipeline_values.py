@@ -8,6 +8,7 @@ GitLab `$CI_PIPELINE_IID`, make/shell a counter the run directory keeps.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -286,3 +287,77 @@ def test_gitlab_starter_conditions(tmp_path: Path, trigger: str, schedule: str) 
     listed = gitlab_listed(repo, variables)
     want = reference_jobs(trigger, schedule)
     assert listed == {j for jobs in want.values() for j in jobs}
+
+
+# ---- 3. CIRCLE_WORKFLOW_ID: one per workflow, the same in all its jobs -----------------------
+
+WORKFLOW_IDS = """\
+version: 2.1
+jobs:
+  first:
+    docker: [{image: cimg/base:stable}]
+    steps: [{run: 'echo "wfid=[$CIRCLE_WORKFLOW_ID] job=[$CIRCLE_JOB]"'}]
+  second:
+    docker: [{image: cimg/base:stable}]
+    steps: [{run: 'echo "wfid=[$CIRCLE_WORKFLOW_ID] job=[$CIRCLE_JOB]"'}]
+workflows:
+  one:
+    jobs:
+      - first: {name: one-a}
+      - second: {name: one-b, requires: [one-a]}
+  two:
+    jobs:
+      - first: {name: two-a}
+      - second: {name: two-b, requires: [two-a]}
+"""
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def workflow_ids(output: str) -> dict[str, str]:
+    """{job: the CIRCLE_WORKFLOW_ID it printed}."""
+    return {m.group(2): m.group(1)
+            for m in re.finditer(r"wfid=\[([^]$]*)\] job=\[([\w-]+)\]", output)}
+
+
+def check_workflow_ids(ids: dict[str, str]) -> None:
+    assert set(ids) == {"one-a", "one-b", "two-a", "two-b"}, ids
+    assert ids["one-a"] == ids["one-b"] and ids["two-a"] == ids["two-b"], ids
+    assert ids["one-a"] != ids["two-a"], ids
+    assert all(UUID.fullmatch(v) for v in ids.values()), ids
+
+
+@e2e
+def test_gitlab_workflow_ids(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", compiled(WORKFLOW_IDS, "gitlab")[".gitlab-ci.yml"])
+    runs = []
+    for _ in range(2):
+        r = run_pipeline(repo)
+        assert r.returncode == 0, r.output
+        ids = workflow_ids("".join(r.log(j) for j in ("one-a", "one-b", "two-a", "two-b")))
+        check_workflow_ids(ids)
+        runs.append(ids)
+    assert runs[0]["one-a"] != runs[1]["one-a"]  # another pipeline, other workflows
+
+
+@e2e
+def test_local_workflow_ids(target: str, tmp_path: Path) -> None:
+    src = project(tmp_path, WORKFLOW_IDS, target)
+    runs = []
+    for _ in range(2):
+        r = run(target, src)
+        assert r.returncode == 0, r.output
+        ids = workflow_ids(r.stdout)
+        check_workflow_ids(ids)
+        runs.append(ids)
+    assert runs[0]["one-a"] != runs[1]["one-a"]
+
+
+@e2e
+def test_github_workflow_id_is_the_run_and_its_attempt(gha: WorkflowRunner,
+                                                        tmp_path: Path) -> None:
+    files = github_files(WORKFLOW_IDS, tmp_path)
+    assert yaml.safe_load(files["one"].read_text())["env"]["CIRCLE_WORKFLOW_ID"] == (
+        "${{ github.run_id }}-${{ github.run_attempt }}")
+    res = gha.run(files["one"], "branch", "main")
+    ids = workflow_ids(res["one-a"].log + res["one-b"].log)
+    assert ids == {"one-a": "4242-1", "one-b": "4242-1"}  # the emulator's run 4242, attempt 1
