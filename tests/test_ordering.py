@@ -33,11 +33,14 @@ from cicompile import build_ir, compile_config
 from cicompile.diagnostics import Diagnostics
 from cicompile.ir import Pipeline
 from cicompile.targets.approvals import approval_waits, github_existence
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.corpus_tools import (
     BASE_EVENTS,
     Expectation,
     TargetView,
+    github_idle_approvals,
     github_view,
     local_view,
     mismatches,
@@ -307,11 +310,11 @@ def test_gitlab_runs_j_without_the_manual_job(tmp_path: Path) -> None:
 # ---- the differential check --------------------------------------------------------------
 
 
-def expectation(text: str) -> Expectation:
+def expectation(text: str, events: list[tuple[str, ...]] = BASE_EVENTS) -> Expectation:
     cfg = yaml.safe_load(text)
-    return Expectation(cfg, BASE_EVENTS, {
+    return Expectation(cfg, events, {
         e: existing_jobs(cfg, *((e[1], "") if e[0] == "branch" else ("", e[1])))
-        for e in BASE_EVENTS}, {})
+        for e in events}, {})
 
 
 @pytest.mark.parametrize("text", [ISSUE, RESIDUAL], ids=["issue", "residual"])
@@ -342,3 +345,61 @@ def test_differential_finds_an_unwarned_approval_wait() -> None:
     found = mismatches(exp, TargetView(ran, gh.edges, layers=gh.layers, github_waits=set()),
                        "github")
     assert "github push branch feature/x workflow wf: missing [], extra ['hold']" in found
+
+
+@pytest.fixture(scope="module")
+def long_fuzz(pytestconfig: pytest.Config) -> bool:
+    return bool(pytestconfig.getoption("--long-fuzz"))
+
+
+BRANCH_FILTERS: list[dict[str, object] | None] = [
+    None, {"branches": {"only": "main"}}, {"branches": {"only": ["dev", "main"]}},
+    {"branches": {"ignore": "main"}}]
+BRANCHES = [("branch", "main"), ("branch", "dev"), ("branch", "feature/x")]
+
+
+@st.composite
+def approval_workflows(draw: st.DrawFn) -> dict[str, object]:
+    """Dense DAGs, many approvals, a few branch filters: where approvals sit behind and
+    before filtered-out jobs (test_filters_differential's generator rarely builds that)."""
+    n = draw(st.integers(3, 7))
+    names = [f"j{i}" for i in range(n)]
+    entries: list[object] = []
+    for i, name in enumerate(names):
+        body: dict[str, object] = {}
+        if i and draw(st.integers(0, 3)):
+            body["requires"] = draw(st.lists(st.sampled_from(names[:i]), min_size=1,
+                                             max_size=3, unique=True))
+        f = draw(st.sampled_from(BRANCH_FILTERS))
+        if f:
+            body["filters"] = f
+        if i < n - 1 and draw(st.booleans()):
+            body["type"] = "approval"
+        entries.append({name: body} if body else name)
+    jobs = {name: {"docker": [{"image": "cimg/base:stable"}], "steps": [{"run": "true"}]}
+            for name in names}
+    return {"version": 2, "jobs": jobs, "workflows": {"version": 2, "wf": {"jobs": entries}}}
+
+
+def test_github_ordering_on_random_workflows(long_fuzz: bool) -> None:
+    """Random workflows with approvals and filters, on three branches: the GitHub gate, run,
+    and the `needs` edges against the reference, with the rules of the module docstring: no
+    approval wait the compiler did not warn about, an approval nobody waits for skipped,
+    nothing CircleCI orders left unordered. Also counts that the examples reach both
+    rules."""
+    seen = {"idle": 0, "warned": 0}
+
+    @settings(max_examples=400 if long_fuzz else 60, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(approval_workflows())
+    def check(config: dict[str, object]) -> None:
+        text = yaml.safe_dump(config, sort_keys=False)
+        exp = expectation(text, BRANCHES)
+        view = github_view(compile_config(text, "github", path="c.yml"), BRANCHES)
+        assert mismatches(exp, view, "github") == [], text
+        seen["warned"] += bool(view.github_waits)
+        seen["idle"] += any(github_idle_approvals(exp.config, "wf", jobs["wf"])
+                            for jobs in exp.exists.values())
+
+    check()
+    assert seen["idle"] and seen["warned"], seen
