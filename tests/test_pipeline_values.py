@@ -361,3 +361,58 @@ def test_github_workflow_id_is_the_run_and_its_attempt(gha: WorkflowRunner,
     res = gha.run(files["one"], "branch", "main")
     ids = workflow_ids(res["one-a"].log + res["one-b"].log)
     assert ids == {"one-a": "4242-1", "one-b": "4242-1"}  # the emulator's run 4242, attempt 1
+
+
+# ---- 4. make/shell: an absolute attach_workspace `at:` starts clean in every run -----------
+
+ABSOLUTE_ATTACH = """\
+version: 2.1
+jobs:
+  make-layer:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - run: mkdir ws && echo x > "ws/from-run-$CIRCLE_PIPELINE_NUMBER"
+      - persist_to_workspace: {root: ws, paths: [.]}
+  use-fresh:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - attach_workspace: {at: '@OUT@/fresh/ws'}
+      - run: echo "fresh=[$(ls -A '@OUT@/fresh/ws' | tr '\\n' ' ')]"
+      - run: touch '@OUT@/fresh/ws/written-by-the-job'
+  use-existing:
+    docker: [{image: cimg/base:stable}]
+    steps:
+      - attach_workspace: {at: '@OUT@/existing'}
+      - run: echo "existing=[$(ls -A '@OUT@/existing' | tr '\\n' ' ')]"
+workflows:
+  wf:
+    jobs:
+      - make-layer
+      - use-fresh: {requires: [make-layer]}
+      - use-existing: {requires: [make-layer]}
+"""
+
+
+@e2e
+def test_local_absolute_attach_starts_clean_each_run(target: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    (out / "existing").mkdir(parents=True)
+    (out / "existing" / "mine.txt").write_text("the user's\n")
+    src = project(tmp_path, ABSOLUTE_ATTACH.replace("@OUT@", str(out)), target)
+
+    def listing(r_stdout: str, what: str) -> str:
+        return next(x.split(f"{what}=[", 1)[1].split("]", 1)[0].strip()
+                    for x in r_stdout.splitlines() if f"{what}=[" in x and "$" not in x)
+
+    for number in ("1", "2"):
+        r = run(target, src)
+        assert r.returncode == 0, r.output
+        assert listing(r.stdout, "fresh") == f"from-run-{number}", r.stdout
+        assert listing(r.stdout, "existing") == f"from-run-{number} mine.txt", r.stdout
+    if target == "shell":
+        return  # ci.sh has no `clean`: its next run cleans up
+    # `make clean` removes what the last run attached, and nothing else.
+    clean = run(target, src, args=("clean",))
+    assert clean.returncode == 0, clean.output
+    assert not (out / "fresh").exists()
+    assert sorted(p.name for p in (out / "existing").iterdir()) == ["mine.txt"]

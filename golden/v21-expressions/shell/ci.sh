@@ -256,6 +256,7 @@ cc_reset_run_dir() {
     if [[ ! -f $CC_RUN/.cicompile-run ]] && ! cc_is_empty_dir "$CC_RUN"; then
       cc_die "$CC_RUN exists and was not made by cicompile; remove it or set CICOMPILE_RUN_DIR"
     fi
+    cc_detach
     chmod -R u+w "$CC_RUN" 2>/dev/null
     rm -rf "$CC_RUN" || cc_die "cannot remove the previous run directory $CC_RUN"
   fi
@@ -871,17 +872,63 @@ cc_pack() {
 
 # cc_attach AT LAYER...: the layers of upstream jobs, in order; absent jobs have none.
 cc_attach() {
-  local dest layer tarball n=0
+  local dest layer tarball
+  local -a tarballs=()
   dest=$(cc_path "$1")
   shift
-  mkdir -p "$dest" || return 1
   for layer in "$@"; do
     tarball=$(cc_workspace_dir)/$layer.tar
-    [[ -f $tarball ]] || continue
-    tar -xpf "$tarball" -C "$dest" || return 1
-    n=$((n + 1))
+    [[ -f $tarball ]] && tarballs+=("$tarball")
   done
-  printf 'attached %s workspace layer(s) at %s\n' "$n" "$dest"
+  if [[ $dest != "$CC_RUN" && $dest != "$CC_RUN"/* ]]; then
+    cc_attach_outside "$dest" "${tarballs[@]}" || return 1
+  fi
+  mkdir -p "$dest" || return 1
+  for tarball in "${tarballs[@]}"; do
+    tar -xpf "$tarball" -C "$dest" || return 1
+  done
+  printf 'attached %s workspace layer(s) at %s\n' "${#tarballs[@]}" "$dest"
+}
+
+# cc_attach_outside DEST TARBALL...: an attach outside the run directory (an absolute `at:`)
+# lists in $CC_RUN/attached what it is about to create: the highest directory of DEST that
+# does not exist yet, or else each top entry of the layers that DEST does not hold yet. The
+# next run (or `clean`) removes them (cc_detach), so every run finds there what a fresh
+# CircleCI container has, never an earlier run's files; what was there before is left alone.
+cc_attach_outside() {
+  local dest=$1 p=$1 top='' tarball entry path
+  shift
+  while [[ -n $p && ! -e $p && ! -L $p ]]; do
+    top=$p
+    p=${p%/*}
+  done
+  if [[ -n $top ]]; then
+    printf '%s\n' "$top" >>"$CC_RUN/attached"
+    return
+  fi
+  for tarball in "$@"; do
+    while IFS= read -r entry; do
+      entry=${entry#./}
+      entry=${entry%/}
+      [[ -n $entry && $entry != . ]] || continue
+      path=$dest/$entry
+      # Only the first new entry of a new subtree: its parent is there already.
+      if [[ ! -e $path && ! -L $path && -d ${path%/*} ]]; then
+        printf '%s\n' "$path" >>"$CC_RUN/attached"
+      fi
+    done < <(tar -tf "$tarball")
+  done
+}
+
+# cc_detach: remove what the run's attaches outside the run directory created.
+cc_detach() {
+  local path
+  [[ -f $CC_RUN/attached ]] || return 0
+  while IFS= read -r path; do
+    [[ $path == /?* && $path != "$CC_RUN" && $path != "$CC_RUN"/* ]] || continue
+    chmod -R u+w "$path" 2>/dev/null
+    rm -rf -- "$path" || printf 'cicompile: cannot remove %s, attached by the previous run\n' "$path" >&2
+  done <"$CC_RUN/attached"
 }
 
 # Called first in the subshell of a save_cache/restore_cache step: the job's environment (a
