@@ -517,6 +517,57 @@ def _node_index(text: str) -> tuple[dict[str, str], dict[str, tuple[str, str, st
     return wfs, nodes
 
 
+def _local_runs(target: str, fname: str, text: str, wfs: dict[str, str],
+                nodes: dict[str, tuple[str, str, str, list[str]]], evs: list[Event],
+                workdir: Path) -> list[dict[str, set[str]]]:
+    """Run the generated file once per event with CICOMPILE_DRY_RUN=1, every event from one
+    bash process (a process per event cost more than the runs: ci.sh is up to 0.5 MB of bash
+    to parse), each in its own run directory; then {workflow: jobs that exist} per event.
+
+    make: `make -s -j4 [workflow.W...]` per event. ci.sh: the script is sourced once, without
+    its last line (`cc_shell_main "$@"`), and each event calls `cc_shell_main [W...]` in a
+    subshell: the same code as `bash ci.sh [W...]`, from a fork instead of a new bash."""
+    lines = ["set -u"]
+    if target == "shell":
+        body, last = text.rstrip("\n").rsplit("\n", 1)
+        assert last == 'cc_shell_main "$@"', last
+        (workdir / "ci-lib.sh").write_text(body + "\n")
+        lines.append("source ./ci-lib.sh")
+    for i, ev in enumerate(evs):
+        trigger, kind, name = parts(ev)
+        env = {"CICOMPILE_RUN_DIR": f"{workdir}/run{i}",
+               "CIRCLE_BRANCH" if kind == "branch" else "CIRCLE_TAG": name}
+        if trigger == "schedule":
+            env["CICOMPILE_TRIGGER"] = "schedule"
+        # By hand: every workflow named on the command line (each runs whatever its trigger).
+        named = list(wfs) if trigger == "manual" else []
+        cmd = (["make", "-s", "-j4", "-f", fname, *[f"workflow.{w}" for w in named]]
+               if target == "make" else ["cc_shell_main", *named])
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        lines.append(f"(export {exports}; {shlex.join(cmd)}) >run{i}.log 2>&1; echo \"{i} $?\"")
+    (workdir / "events.sh").write_text("\n".join(lines) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCLE", "MAKE", "CICOMPILE"))}
+    env.update(CICOMPILE_DRY_RUN="1", CI="true")
+    r = subprocess.run(["bash", "events.sh"], cwd=workdir, env=env, capture_output=True,
+                       text=True, timeout=1800, stdin=subprocess.DEVNULL)
+    codes = dict(line.split() for line in r.stdout.splitlines())
+    assert r.returncode == 0 and len(codes) == len(evs), r.stdout[-2000:] + r.stderr[-2000:]
+    out = []
+    for i, ev in enumerate(evs):
+        log = workdir / f"run{i}.log"
+        assert codes[str(i)] == "0", (ev, log.read_text()[-3000:])
+        per: dict[str, set[str]] = {w: set() for w in wfs.values()}
+        for wid, node_id, nname, _ in nodes.values():
+            status = (workdir / f"run{i}" / "status" / wid / node_id).read_text().strip()
+            # Every job succeeds in a dry run: `blocked` is a job that exists but requires
+            # another to fail (flexible requires); `skipped` one that does not exist.
+            assert status in ("success", "skipped", "blocked"), (ev, nname, status)
+            if status != "skipped":
+                per[wfs[wid]].add(nname)
+        out.append(per)
+    return out
+
+
 def local_view(result: Result, target: str, evs: list[Event], workdir: Path) -> TargetView:
     (fname, text), = result.files.items()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -539,11 +590,12 @@ def local_view(result: Result, target: str, evs: list[Event], workdir: Path) -> 
     else:
         for wid, _, name, needs in nodes.values():
             for need in needs:
-                edges[wfs[wid]].add((nodes[need][2], name))
+                edges[wfs[wid]].add((nodes[need.split(":")[0]][2], name))
     by_id = {(wid, node_id): name for wid, node_id, name, _ in nodes.values()}
     layers: dict[str, dict[str, list[tuple[str, int]]]] = {w: {} for w in wfs.values()}
-    for key, body in re.findall(r"^cc_job_(\w+)\(\) \{\n(.*?)^\}$", text.replace("$$", "$"),
-                                re.M | re.S):
+    # Without the commands' heredocs, which may hold a `}` line of their own.
+    code = re.sub(r"<<'(\w+)'\n.*?^\1$", "", text.replace("$$", "$"), flags=re.M | re.S)
+    for key, body in re.findall(r"^cc_job_(\w+)\(\) \{\n(.*?)^\}$", code, re.M | re.S):
         if key not in nodes:  # a function of the runtime (cc_job_setup)
             continue
         wid, _, name, _ = nodes[key]
@@ -553,29 +605,8 @@ def local_view(result: Result, target: str, evs: list[Event], workdir: Path) -> 
                 entry = (by_id[(wid, owner)], int(index))
                 if entry not in layers[wfs[wid]].setdefault(name, []):
                     layers[wfs[wid]][name].append(entry)
-    exists: dict[Event, dict[str, set[str]]] = {}
-    for ev in evs:
-        trigger, kind, name = parts(ev)
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CIRCLE", "MAKE", "CICOMPILE"))}
-        env.update(CICOMPILE_DRY_RUN="1", CI="true",
-                   **({"CIRCLE_BRANCH": name} if kind == "branch" else {"CIRCLE_TAG": name}))
-        if trigger == "schedule":
-            env["CICOMPILE_TRIGGER"] = "schedule"
-        # By hand: every workflow named on the command line (each runs whatever its trigger).
-        named = list(wfs) if trigger == "manual" else []
-        cmd = (["make", "-s", "-j4", "-f", fname, *[f"workflow.{w}" for w in named]]
-               if target == "make" else ["bash", fname, *named])
-        r = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
-                           timeout=600, stdin=subprocess.DEVNULL)
-        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        per: dict[str, set[str]] = {w: set() for w in wfs.values()}
-        for wid, node_id, nname, _ in nodes.values():
-            status = (workdir / ".cicompile-run" / "status" / wid / node_id).read_text().strip()
-            assert status in ("success", "skipped"), (nname, status)
-            if status == "success":
-                per[wfs[wid]].add(nname)
-        exists[ev] = per
+    exists = dict(zip(evs, _local_runs(target, fname, text, wfs, nodes, evs, workdir),
+                      strict=True))
     # Both decide every node's existence before scheduling (tests/test_ordering.py runs it).
     return TargetView(exists, edges, absent_order_nothing=True, layers=layers)
 

@@ -15,13 +15,14 @@ every golden config and every corpus config, and these events (corpus_tools.even
 GitHub: the gate job's bash, run (or, without a gate, the jobs' `if:`), and the workflow's
 `on:`. GitLab: gitlab-ci-local's rule evaluation (`--list-json`, every config and event in two
 processes). make/shell: the generated files run with CICOMPILE_DRY_RUN=1 (statuses decided,
-approvals granted, no step executed). Ordering: the transitive closure of each target's
-dependency edges, restricted to the existing jobs, equals the closure of `requires` among
-them. Layers: the artifacts/tarballs each attaching job reads are its upstream jobs' layers.
+approvals granted, no step executed), all the events of a config from one bash process.
+Ordering: the transitive closure of each target's dependency edges, restricted to the
+existing jobs, equals the closure of `requires` among them. Layers: the artifacts/tarballs
+each attaching job reads are its upstream jobs' layers.
 
 Workflows with a run-time `when`/`unless` are not compared (a warned approximation,
-runtime-condition). GitHub and GitLab run on every config by default; make and shell on a
-sample, or on everything with --long-fuzz.
+runtime-condition). Every target runs on every config by default (make and shell in four
+parts each, which xdist spreads over the cores).
 """
 
 from __future__ import annotations
@@ -61,12 +62,7 @@ def inputs() -> list[Path]:
         INVALID / r["file"] for r in invalid_manifest() if r["on_default_branch"] == "yes"]
 
 
-@pytest.fixture(scope="module")
-def long_fuzz(pytestconfig: pytest.Config) -> bool:
-    return bool(pytestconfig.getoption("--long-fuzz"))
-
-
-def _check(target: str, paths: list[Path], tmp_path: Path) -> None:
+def _check(target: str, paths: list[Path], tmp_path: Path, label: str = "") -> None:
     work = []
     for i, p in enumerate(paths):
         result = compiled(p, target)
@@ -98,7 +94,7 @@ def _check(target: str, paths: list[Path], tmp_path: Path) -> None:
     events = Counter(parts(e)[0] for _, _, _, exp in work for e in exp.target_events(target))
     MISMATCH_FILE.parent.mkdir(exist_ok=True)
     with MISMATCH_FILE.open("a") as f:
-        f.write(f"{target}: {len(paths)} configs, {sum(events.values())} events"
+        f.write(f"{label or target}: {len(paths)} configs, {sum(events.values())} events"
                 f" ({', '.join(f'{k} {n}' for k, n in sorted(events.items()))}),"
                 f" {len(problems)} mismatches\n")
     assert not problems, f"{len(problems)} mismatches:\n" + "\n".join(problems)
@@ -108,12 +104,16 @@ def test_github_gate_agrees_with_reference(tmp_path: Path) -> None:
     _check("github", inputs(), tmp_path)
 
 
+# Every config, in interleaved parts: separate test items, which xdist runs side by side.
+LOCAL_PARTS = 4
+
+
+@pytest.mark.parametrize("part", range(LOCAL_PARTS))
 @pytest.mark.parametrize("target", ["make", "shell"])
-def test_local_targets_agree_with_reference(target: str, tmp_path: Path,
-                                            long_fuzz: bool) -> None:
+def test_local_targets_agree_with_reference(target: str, part: int, tmp_path: Path) -> None:
     require_tool("make")
-    paths = inputs() if long_fuzz else inputs()[::10]
-    _check(target, paths, tmp_path)
+    _check(target, inputs()[part::LOCAL_PARTS], tmp_path,
+           label=f"{target} (part {part + 1} of {LOCAL_PARTS})")
 
 
 def test_gitlab_rules_agree_with_reference(tmp_path: Path) -> None:
