@@ -30,9 +30,10 @@ from pathlib import Path
 import pytest
 import yaml
 from cicompile import build_ir, compile_config
+from cicompile.conditions import And, IsKind, Match, Not, Pattern, RefKind, Trigger
 from cicompile.diagnostics import Diagnostics
 from cicompile.ir import Pipeline
-from cicompile.targets.approvals import approval_waits, github_existence
+from cicompile.targets.approvals import approval_waits, github_existence, satisfiable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -275,6 +276,24 @@ def test_approval_runs_only_for_a_job_that_requires_it() -> None:
       - k2: {requires: [hold]}
       - j: {requires: [k]}
 """, []),
+    # `j` waits for `hold` on CircleCI too, through `k` on main and through `k2` elsewhere:
+    # no single path is always there, but one always is.
+    ("""\
+      - hold: {type: approval}
+      - k: {requires: [hold], filters: {branches: {only: main}}}
+      - k2: {requires: [hold], filters: {branches: {ignore: main}}}
+      - j: {requires: [k, k2]}
+""", []),
+    # The same with no path on `dev`, where `hold` still runs for `k3`: CircleCI starts `j`
+    # after `l` alone.
+    ("""\
+      - hold: {type: approval}
+      - k: {requires: [hold], filters: {branches: {only: main}}}
+      - k2: {requires: [hold], filters: {branches: {ignore: [main, dev]}}}
+      - k3: {requires: [hold]}
+      - l
+      - j: {requires: [k, k2, l]}
+""", [("hold", "j", ("k", "k2"))]),
 ])
 def test_residual_waits_are_decided_statically(entries: str,
                                                waits: list[tuple[str, str, tuple[str]]]
@@ -285,6 +304,23 @@ def test_residual_waits_are_decided_statically(entries: str,
     (wf,) = pipeline(text).workflows
     got = approval_waits(wf, github_existence(wf))
     assert [(w.approval, w.job, w.absent) for w in got] == waits
+
+
+def test_satisfiable_keeps_to_what_pipelines_obey() -> None:
+    """Never no for a possible pipeline; regexes are not intersected (a yes may be wrong)."""
+    main, dev = Match(RefKind.BRANCH, Pattern("main")), Match(RefKind.BRANCH, Pattern("dev"))
+    ma = Match(RefKind.BRANCH, Pattern("ma.*", regex=True))
+    v = Match(RefKind.TAG, Pattern("v.*", regex=True))
+    branch, tag = IsKind(RefKind.BRANCH), IsKind(RefKind.TAG)
+    assert satisfiable(And((main, ma)))
+    assert not satisfiable(And((main, Not(ma))))
+    assert not satisfiable(And((main, dev)))
+    assert not satisfiable(And((main, v)))
+    assert not satisfiable(And((Not(branch), Not(tag))))
+    assert not satisfiable(And((Trigger("webhook"), Trigger("api"))))
+    assert not satisfiable(And((Not(Trigger("webhook")), Not(Trigger("api")),
+                                Not(Trigger("scheduled_pipeline")))))
+    assert satisfiable(And((ma, Match(RefKind.BRANCH, Pattern("x.*", regex=True)))))
 
 
 # ---- GitLab ------------------------------------------------------------------------------
