@@ -94,10 +94,14 @@ def heredoc_delimiter(text: str, base: str = "CICOMPILE_EOF") -> str:
 
 
 def on_scheduled_pipelines(pipeline: ir.Pipeline, wf: ir.Workflow) -> bool:
-    """Whether a scheduled pipeline of CircleCI's schedule triggers (project settings) may
-    run the workflow: one whose conditions read what started the pipeline. Workflows with
-    their own `triggers` run only on those."""
-    return not wf.schedules and wf.reads_trigger
+    """Whether a target's scheduled run may run the workflow, as a scheduled pipeline of
+    CircleCI's schedule triggers (project settings) would: such a pipeline runs every workflow
+    its conditions allow (semantics §5.7). Workflows with their own `triggers` run only on
+    those; and in a config that has some, a target's scheduled run stands for them, so it runs
+    only the workflows whose conditions read what started the pipeline."""
+    if wf.schedules:
+        return False
+    return wf.reads_trigger or not any(w.schedules for w in pipeline.workflows)
 
 
 def job_for(pipeline: ir.Pipeline, node: ir.WorkflowNode) -> ir.Job | None:

@@ -47,6 +47,7 @@ from cicompile.targets.base import (
     glob_quote,
     heredoc_delimiter,
     join_circleci_path,
+    on_scheduled_pipelines,
     sh_quote,
     unique_ids,
 )
@@ -389,18 +390,17 @@ class _JobEmitter:
     def source_condition(self) -> str | None:
         """The pipeline source this job's workflow runs on, when schedules are in play.
 
-        CircleCI runs a scheduled workflow only on its schedule and a push workflow never on
-        one; without scheduled workflows there is no GitLab schedule to guard against. A
-        workflow whose `when` reads `pipeline.trigger_source` tests the source itself, and
-        its schedule makes the others push-only too.
+        CircleCI runs a scheduled workflow only on its schedule and, when a config has such
+        workflows, a GitLab schedule stands for theirs: the other workflows are push-only,
+        except those whose conditions read the pipeline source. Without scheduled workflows a
+        GitLab schedule is a scheduled pipeline of CircleCI's schedule triggers, which runs
+        every workflow its conditions allow (`on_scheduled_pipelines`).
         """
         if self.wf.schedules:
             return '$CI_PIPELINE_SOURCE == "schedule"'
-        if self.wf.reads_trigger:
-            return None  # its conditions read the pipeline source themselves
-        if any(wf.schedules or wf.reads_trigger for wf in self.pipeline.workflows):
-            return '$CI_PIPELINE_SOURCE != "schedule"'
-        return None
+        if on_scheduled_pipelines(self.pipeline, self.wf):
+            return None  # pushes and schedules alike: its conditions decide
+        return '$CI_PIPELINE_SOURCE != "schedule"'
 
     def rules(self, extra: dict[str, Any] | None = None) -> list[dict[str, Any]] | None:
         source = self.source_condition()

@@ -28,6 +28,7 @@ from cicompile.targets.base import (
     glob_quote,
     heredoc_delimiter,
     join_circleci_path,
+    on_scheduled_pipelines,
     unique_ids,
 )
 from cicompile.targets.cachekey import (
@@ -294,8 +295,8 @@ class _Builder:
                     )
                 )
             trigger = "schedule" if wf.schedules else "push"
-            if not wf.schedules and wf.reads_trigger:
-                trigger = "any"  # its condition tells push and schedule runs apart
+            if on_scheduled_pipelines(self.pipeline, wf):
+                trigger = "any"  # push and schedule runs alike: its conditions decide
             workflows.append(
                 WorkflowView(id=wid, name=wf.name, nodes=tuple(nodes), trigger=trigger,
                              reruns=wf.max_auto_reruns)

@@ -331,18 +331,23 @@ def existing_jobs(config: dict[str, Any], branch: str = "", tag: str = "",
     `trigger` is `push` (also an API or UI-triggered pipeline) or `schedule`: a workflow with
     schedule `triggers` runs only on its schedule (§5.7), and on a scheduled run only it and
     the workflows whose condition reads the trigger (a scheduled pipeline of the newer schedule
-    triggers, `pipeline.trigger_source` = `scheduled_pipeline`) run; `schedule` is the name of
+    triggers, `pipeline.trigger_source` = `scheduled_pipeline`) run; in a config without
+    `triggers`, a scheduled run is such a scheduled pipeline: every workflow runs (§5.7: "all
+    workflows without a `when` condition run"), `when` deciding; `schedule` is the name of
     that schedule trigger (`pipeline.schedule.name`).
     """
     out: dict[str, set[str]] = {}
     wfs = config.get("workflows")
     wfs = wfs if isinstance(wfs, dict) else {}
     source = "scheduled_pipeline" if trigger == "schedule" else "webhook"
+    # Without any schedule `triggers`, a scheduled run can only be a scheduled pipeline of the
+    # schedule triggers, which runs every workflow (their conditions decide).
+    legacy = any(isinstance(w, dict) and w.get("triggers") for w in wfs.values())
     for wf_name, entries in workflow_entries(config).items():
         triggers = (wfs.get(wf_name) or {}).get("triggers")
         runs = schedule_fires(triggers, branch, tag) if trigger == "schedule" else not triggers
         wf_body = wfs.get(wf_name) or {}
-        if not triggers and reads_trigger_source(wf_body):
+        if not triggers and (reads_trigger_source(wf_body) or not legacy):
             runs = True
         if runs and not workflow_runs(wf_body, pipeline_values(branch, tag, source, schedule)):
             runs = False

@@ -416,3 +416,130 @@ def test_local_absolute_attach_starts_clean_each_run(target: str, tmp_path: Path
     assert clean.returncode == 0, clean.output
     assert not (out / "fresh").exists()
     assert sorted(p.name for p in (out / "existing").iterdir()) == ["mine.txt"]
+
+
+# ---- 5. a scheduled run of a config without `triggers` --------------------------------------
+# CircleCI can then only schedule it with schedule triggers (project settings), whose scheduled
+# pipeline runs every workflow its conditions allow (semantics §5.7). Every target's scheduled
+# run (GitHub with `--schedule`, a GitLab pipeline schedule, CICOMPILE_TRIGGER=schedule) means
+# that, checked on every golden config without `triggers` against the reference evaluator.
+
+SCHEDULED_RUN = ("schedule", "branch", "main")
+DECLARED = (("nightly", "0 2 * * *"),)
+
+
+def untriggered_goldens() -> list[Path]:
+    from cicompile.ir import Pipeline
+
+    from tests.corpus_tools import compiled as corpus_compiled
+    from tests.corpus_tools import golden_inputs
+
+    out = []
+    for p in golden_inputs():
+        pipeline = corpus_compiled(p, "github").pipeline
+        assert isinstance(pipeline, Pipeline)
+        if not any(wf.schedules for wf in pipeline.workflows):
+            out.append(p)
+    return out
+
+
+def scheduled_reference(path: Path) -> tuple[dict[str, set[str]], set[str]]:
+    """(what the scheduled pipeline runs, the workflows not compared: runtime-condition)."""
+    from tests.corpus_tools import compiled as corpus_compiled
+    from tests.corpus_tools import expectation
+    from tests.reference import existing_jobs
+
+    exp = expectation(path, corpus_compiled(path, "github"))
+    return existing_jobs(exp.config, "main", "", "schedule"), set(exp.excluded)
+
+
+def agree(path: Path, got: dict[str, set[str]]) -> list[str]:
+    want, excluded = scheduled_reference(path)
+    return [f"{path.parent.name} {wf}: want {sorted(want.get(wf, set()))}, got"
+            f" {sorted(got.get(wf, set()))}" for wf in sorted(set(want) | set(got))
+            if wf not in excluded and want.get(wf, set()) != got.get(wf, set())]
+
+
+def test_a_scheduled_run_without_triggers_runs_every_workflow() -> None:
+    """By hand: golden/seed-sequential has one unfiltered workflow; it runs."""
+    path = next(p for p in untriggered_goldens() if p.parent.name == "seed-sequential")
+    want, _ = scheduled_reference(path)
+    assert want == {"build-test-and-deploy": {"build", "test1", "test2", "deploy"}}
+    runtime_when = next(p for p in untriggered_goldens() if p.parent.name == "v21-runtime-when")
+    want, _ = scheduled_reference(runtime_when)
+    assert want["ci"] == set() and want["nightly"] == {"nightly"}  # their `when` decides
+    assert want["release-branches"] == set()  # on main: its branch condition
+    assert len(untriggered_goldens()) >= 15
+
+
+def local_scheduled_run(path: Path, target: str, workdir: Path) -> dict[str, set[str]]:
+    """{workflow: its jobs that are part of the run} of a dry scheduled run on main: every
+    status but `skipped` (a `blocked` job exists, its requirements ended otherwise)."""
+    import os
+    import shlex
+    import subprocess
+
+    from tests.corpus_tools import compiled as corpus_compiled
+
+    (fname, script), = corpus_compiled(path, target).files.items()
+    workdir.mkdir(parents=True)
+    (workdir / fname).write_text(script)
+    plain = script.replace("$$", "$")
+    wf_names = {}
+    for line in re.findall(r"^cc_workflow (.*)$", plain, re.M):
+        wid, wname, *_ = shlex.split(line)
+        wf_names[wid] = wname
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCLE", "CICOMPILE",
+                                                                     "MAKE"))}
+    env.update(CICOMPILE_DRY_RUN="1", CI="true", CICOMPILE_TRIGGER="schedule",
+               CIRCLE_BRANCH="main")
+    cmd = ["make", "-s", "-f", fname] if target == "make" else ["bash", fname]
+    r = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    got: dict[str, set[str]] = {w: set() for w in wf_names.values()}
+    for line in re.findall(r"^cc_node (.*)$", plain, re.M):
+        _key, wid, node_id, _kind, name, *_ = shlex.split(line)
+        status = (workdir / ".cicompile-run" / "status" / wid / node_id).read_text().strip()
+        if status != "skipped":
+            got[wf_names[wid]].add(name)
+    return got
+
+
+@e2e
+def test_local_scheduled_run_without_triggers(target: str, tmp_path: Path) -> None:
+    problems = []
+    for i, path in enumerate(untriggered_goldens()):
+        problems += agree(path, local_scheduled_run(path, target, tmp_path / f"run{i}"))
+    assert not problems, problems
+
+
+@e2e
+def test_gitlab_scheduled_run_without_triggers(tmp_path: Path) -> None:
+    from tests.corpus_tools import compiled as corpus_compiled
+    from tests.corpus_tools import gitlab_views
+
+    paths = untriggered_goldens()
+    views = gitlab_views([(corpus_compiled(p, "gitlab"), [SCHEDULED_RUN]) for p in paths],
+                         tmp_path / "repo")
+    problems = [m for p, v in zip(paths, views, strict=True)
+                for m in agree(p, v.exists[SCHEDULED_RUN])]
+    assert not problems, problems
+
+
+@e2e
+def test_github_scheduled_run_without_triggers() -> None:
+    from tests.corpus_tools import config_id, github_view
+
+    problems = []
+    for path in untriggered_goldens():
+        result = compile_config(path.read_text(), "github", path=config_id(path),
+                                schedules=DECLARED)
+        assert result.ok
+        for text in result.files.values():
+            assert yaml.safe_load(text)[True]["schedule"] == [{"cron": "0 2 * * *"}]
+        problems += agree(path, github_view(result, [SCHEDULED_RUN]).exists[SCHEDULED_RUN])
+        # Without declared schedules GitHub has no scheduled run of these workflows.
+        bare = compile_config(path.read_text(), "github", path=config_id(path))
+        assert all("schedule" not in yaml.safe_load(t)[True] for t in bare.files.values())
+    assert not problems, problems

@@ -70,7 +70,7 @@ cc_say() {
 # ---- the node index (filled in at the end) ----
 
 # cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule;
-# any: its conditions read the trigger)
+# any: on both, its conditions decide)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
@@ -1219,13 +1219,13 @@ cc_kill_tree() {
 }
 
 # ---- the node index: workflows, and their nodes in topological order ----
-cc_workflow release release push
+cc_workflow release release any
 cc_node release__build_linux release build-linux job build-linux
 cc_node release__build_mac release build-mac job build-mac
 cc_node release__package release package job package release__build_linux release__build_mac
 cc_node release__approve_release release approve-release approval approve-release release__package
 cc_node release__publish release publish job publish release__approve_release
-cc_workflow documentation documentation push
+cc_workflow documentation documentation any
 cc_node documentation__docs documentation docs job docs
 
 # ---- the workflow nodes -----------------------------------------------------------------

@@ -70,7 +70,7 @@ cc_say() {
 # ---- the node index (filled in at the end) ----
 
 # cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule;
-# any: its conditions read the trigger)
+# any: on both, its conditions decide)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
@@ -1219,7 +1219,7 @@ cc_kill_tree() {
 }
 
 # ---- the node index: workflows, and their nodes in topological order ----
-cc_workflow dev_stage_pre-prod dev_stage_pre-prod push
+cc_workflow dev_stage_pre-prod dev_stage_pre-prod any
 cc_node dev_stage_pre_prod__test_dev dev_stage_pre-prod test_dev job test_dev
 cc_node dev_stage_pre_prod__test_stage dev_stage_pre-prod test_stage job test_stage
 cc_node dev_stage_pre_prod__test_pre_prod dev_stage_pre-prod test_pre-prod job test_pre-prod

@@ -70,7 +70,7 @@ cc_say() {
 # ---- the node index (filled in at the end) ----
 
 # cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule;
-# any: its conditions read the trigger)
+# any: on both, its conditions decide)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
@@ -1219,7 +1219,7 @@ cc_kill_tree() {
 }
 
 # ---- the node index: workflows, and their nodes in topological order ----
-cc_workflow build_accept_deploy build_accept_deploy push
+cc_workflow build_accept_deploy build_accept_deploy any
 cc_node build_accept_deploy__build build_accept_deploy build job build
 cc_node build_accept_deploy__acceptance_test_1 build_accept_deploy acceptance_test_1 job acceptance_test_1 build_accept_deploy__build
 cc_node build_accept_deploy__acceptance_test_2 build_accept_deploy acceptance_test_2 job acceptance_test_2 build_accept_deploy__build

@@ -70,7 +70,7 @@ cc_say() {
 # ---- the node index (filled in at the end) ----
 
 # cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule;
-# any: its conditions read the trigger)
+# any: on both, its conditions decide)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
@@ -1219,7 +1219,7 @@ cc_kill_tree() {
 }
 
 # ---- the node index: workflows, and their nodes in topological order ----
-cc_workflow build_and_test build_and_test push
+cc_workflow build_and_test build_and_test any
 cc_node build_and_test__build build_and_test build job build
 cc_node build_and_test__test1 build_and_test test1 job test1
 cc_node build_and_test__test2 build_and_test test2 job test2

@@ -70,7 +70,7 @@ cc_say() {
 # ---- the node index (filled in at the end) ----
 
 # cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule;
-# any: its conditions read the trigger)
+# any: on both, its conditions decide)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
@@ -1219,7 +1219,7 @@ cc_kill_tree() {
 }
 
 # ---- the node index: workflows, and their nodes in topological order ----
-cc_workflow build-test-and-deploy build-test-and-deploy push
+cc_workflow build-test-and-deploy build-test-and-deploy any
 cc_node build_test_and_deploy__build build-test-and-deploy build job build
 cc_node build_test_and_deploy__test1 build-test-and-deploy test1 job test1 build_test_and_deploy__build
 cc_node build_test_and_deploy__test2 build-test-and-deploy test2 job test2 build_test_and_deploy__test1

@@ -70,7 +70,7 @@ cc_say() {
 # ---- the node index (filled in at the end) ----
 
 # cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule;
-# any: its conditions read the trigger)
+# any: on both, its conditions decide)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
@@ -1458,14 +1458,14 @@ cc_kill_tree() {
 }
 
 # ---- the node index: workflows, and their nodes in topological order ----
-cc_workflow build build push
+cc_workflow build build any
 cc_node build__test build test job test
 cc_parallel build__test 3
 cc_node build__publish build publish job publish build__test
 cc_node build__deploy build deploy job deploy build__test
 cc_workflow scheduled-staging scheduled-staging any
 cc_node scheduled_staging__deploy scheduled-staging deploy job deploy
-cc_workflow release-branches release-branches push
+cc_workflow release-branches release-branches any
 cc_node release_branches__test release-branches test job test
 cc_parallel release_branches__test 3
 

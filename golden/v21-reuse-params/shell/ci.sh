@@ -70,7 +70,7 @@ cc_say() {
 # ---- the node index (filled in at the end) ----
 
 # cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule;
-# any: its conditions read the trigger)
+# any: on both, its conditions decide)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
@@ -1219,12 +1219,12 @@ cc_kill_tree() {
 }
 
 # ---- the node index: workflows, and their nodes in topological order ----
-cc_workflow ci ci push
+cc_workflow ci ci any
 cc_node ci__test_3_11 ci test-3_11 job test-3.11
 cc_node ci__test_3_13 ci test-3_13 job test-3.13
 cc_node ci__integration ci integration job integration ci__test_3_11 ci__test_3_13
 cc_node ci__report ci report job report ci__integration
-cc_workflow nightly-only nightly-only push
+cc_workflow nightly-only nightly-only any
 cc_node nightly_only__report nightly-only report job report
 
 # ---- the workflow nodes -----------------------------------------------------------------

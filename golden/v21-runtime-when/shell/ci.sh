@@ -70,7 +70,7 @@ cc_say() {
 # ---- the node index (filled in at the end) ----
 
 # cc_workflow ID NAME TRIGGER (push, or schedule: runs only when CICOMPILE_TRIGGER=schedule;
-# any: its conditions read the trigger)
+# any: on both, its conditions decide)
 cc_workflow() {
   CC_WFS+=("$1")
   CC_WF_NAME[$1]=$2
@@ -1223,9 +1223,9 @@ cc_kill_tree() {
 # ---- the node index: workflows, and their nodes in topological order ----
 cc_workflow ci ci any
 cc_node ci__build ci build job build
-cc_workflow release release push
+cc_workflow release release any
 cc_node release__deploy release deploy job deploy
-cc_workflow release-branches release-branches push
+cc_workflow release-branches release-branches any
 cc_node release_branches__deploy release-branches deploy job deploy
 cc_workflow nightly nightly any
 cc_node nightly__nightly nightly nightly job nightly
