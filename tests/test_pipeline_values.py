@@ -543,3 +543,37 @@ def test_github_scheduled_run_without_triggers() -> None:
         bare = compile_config(path.read_text(), "github", path=config_id(path))
         assert all("schedule" not in yaml.safe_load(t)[True] for t in bare.files.values())
     assert not problems, problems
+
+
+# ---- --schedule on the command line ------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--schedule", "nightly"], "is not NAME=CRON"),
+    (["--schedule", "nightly=0 2 * *"], "five cron fields"),
+    (["--schedule", "a=0 2 * * *", "--schedule", "a=0 3 * * *"], "given twice"),
+    (["--schedule", "a=0 2 * * *", "--schedule", "b=0  2 * * *"], "could not tell them apart"),
+])
+def test_schedule_option_is_checked(args: list[str], message: str, tmp_path: Path) -> None:
+    from cicompile.cli import main
+    from click.testing import CliRunner
+
+    config = tmp_path / "config.yml"
+    config.write_text(STARTERS)
+    r = CliRunner().invoke(main, ["--target", "github", *args, str(config)])
+    assert r.exit_code == 2 and message in r.output, r.output
+
+
+def test_schedule_option_reaches_the_workflows(tmp_path: Path) -> None:
+    from cicompile.cli import main
+    from click.testing import CliRunner
+
+    config = tmp_path / "config.yml"
+    config.write_text(STARTERS)
+    r = CliRunner().invoke(main, ["--target", "github", "-o", str(tmp_path / "out"),
+                                  "--schedule", "weekly= 0  3 * * 1", str(config)])
+    assert r.exit_code == 0, r.output
+    doc = yaml.safe_load((tmp_path / "out/.github/workflows/weekly.yml").read_text())
+    assert doc[True]["schedule"] == [{"cron": "0 3 * * 1"}]
+    assert "'0 3 * * 1') CICOMPILE_SCHEDULE_NAME=weekly ;;" in (
+        doc["jobs"]["circleci-gate"]["steps"][0]["run"])
