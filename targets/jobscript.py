@@ -17,6 +17,7 @@ ci.sh and, with `$` doubled, in the Makefile.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 
@@ -473,3 +474,169 @@ def render_node(node: NodeView) -> str:
 def comment_safe(text: str) -> str:
     """Text for a `#` comment line: one line, no trailing backslash."""
     return _CONTROL.sub("?", text).rstrip("\\")
+
+
+# ---- dropping the runtime functions a file never calls --------------------------------------
+
+# Where make.py and shell.py first render the runtime: the file around it is what calls the
+# runtime's functions. (A NUL never appears in the output: `sh` and comment_safe escape it.)
+RUNTIME_SLOT = "\x00cicompile-runtime\x00"
+
+_NAME_LINE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_HEREDOC = re.compile(r"<<(-?)[ \t]*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
+# Text that starts a function line, a closing line or a heredoc; found with str.find, which
+# is much faster than a regex or a loop over the lines.
+_MARKERS = (("() {\n", "}"), ("() (\n", ")"), ("\n}\n", ""), ("\n)\n", ""), ("<<", ""))
+
+
+class _Unfollowable(Exception):
+    """The text has a shape the function reader does not follow."""
+
+
+def _after_heredoc(text: str, at: int) -> int:
+    """Where the text goes on after the heredoc whose `<<` is at AT; AT itself if that is no
+    heredoc: a here-string, a shift, or quoted text from the config (`<< pipeline.id >>` in
+    a step name), whose "delimiter" has no line of its own after it. (Quoted text whose word
+    happens to have such a line only hides functions from this reader, which then keeps
+    them: the runtime's own functions hold no config text.)"""
+    op = _HEREDOC.match(text, at)
+    if op is None or text.startswith("<", at - 1) or text.startswith("<", at + 2):
+        return at
+    eol = text.find("\n", op.end())
+    if eol < 0:
+        return at
+    if "<<" in text[op.end():eol]:
+        raise _Unfollowable  # (maybe) a second heredoc on the line
+    delimiter = op[3]
+    if op[1]:  # <<-: the delimiter may be indented with tabs
+        end = re.compile(rf"^\t*{re.escape(delimiter)}$", re.M).search(text, eol + 1)
+        return at if end is None else end.end() + 1
+    found = text.find(f"\n{delimiter}\n", eol)
+    if found >= 0:
+        return found + len(delimiter) + 2
+    return len(text) if text.endswith(f"\n{delimiter}") else at
+
+
+def _functions(text: str) -> list[tuple[str, int, int]]:
+    """(name, start, end) of every `name() {` / `name() (` line up to its `}` / `)` line,
+    both at column 0: from the comment lines right above to the closing line's newline.
+    Heredocs are skipped (their text may look like code)."""
+    events: list[tuple[int, str, str]] = []
+    for marker, closing in _MARKERS:
+        shift = 1 if marker.startswith("\n") else 0  # a closing line starts after the \n
+        at = text.find(marker)
+        while at >= 0:
+            events.append((at + shift, marker, closing))
+            at = text.find(marker, at + 1)
+    events.sort()
+    out: list[tuple[str, int, int]] = []
+    floor = skip_to = 0  # floor: the end of the previous function
+    current: tuple[str, int, str] | None = None  # (name, start, closing line)
+    for at, marker, closing in events:
+        if at < skip_to:
+            continue
+        if marker == "<<":
+            skip_to = _after_heredoc(text, at)
+        elif closing:  # `name() {`
+            line = text.rfind("\n", 0, at) + 1
+            if not _NAME_LINE.fullmatch(text, line, at):
+                continue
+            if current is not None:
+                raise _Unfollowable  # a definition at column 0 inside a function
+            start = line
+            while start > floor:  # the comment lines right above go with the function
+                above = text.rfind("\n", 0, start - 1) + 1
+                if above < floor or not text.startswith("#", above):
+                    break
+                start = above
+            current = (text[line:at], start, closing)
+        elif current is not None and marker[1] == current[2]:
+            out.append((current[0], current[1], at + 2))
+            current, floor = None, at + 2
+    if current is not None:
+        raise _Unfollowable
+    return out
+
+
+_Analysis = tuple["re.Pattern[str]", dict[str, tuple[int, int]], dict[str, frozenset[str]],
+                  frozenset[str], frozenset[str]]
+
+
+@functools.lru_cache(maxsize=16)
+def _analyse(functions_text: str) -> _Analysis | None:
+    """For the runtime's text up to its last function: the pattern of the words that may name
+    a function, each function's span and words, the words outside the functions, the run-time
+    name prefixes (`cc_job_` of `cc_job_$`) anywhere; None when the text cannot be followed."""
+    try:
+        functions = _functions(functions_text)
+    except _Unfollowable:
+        return None
+    if not functions:
+        return None
+    # The words that may name a function or start a run-time name: they begin like a
+    # function (`cc_`…). One alternation of every name would be tried at every position.
+    heads = sorted({name[: name.find("_") + 1] or name for name, _, _ in functions},
+                   key=len, reverse=True)
+    words = re.compile("(?:" + "|".join(map(re.escape, heads)) + r")[A-Za-z0-9_]*+\$?")
+    spans: dict[str, tuple[int, int]] = {}
+    bodies: dict[str, frozenset[str]] = {}
+    outside: set[str] = set()
+    done = 0
+    for name, start, end in functions:
+        outside.update(words.findall(functions_text, done, start))
+        spans[name] = (start, end)
+        bodies[name] = frozenset(words.findall(functions_text, start, end))
+        done = end
+    outside.update(words.findall(functions_text, done))
+    dynamic = frozenset(w[:-1] for found in (outside, *bodies.values()) for w in found
+                        if w.endswith("$"))
+    return words, spans, bodies, frozenset(outside), dynamic
+
+
+def drop_unused_functions(runtime: str, callers: str) -> str:
+    """RUNTIME without the bash functions that nothing calls; CALLERS is the rest of the file
+    (node scripts, recipes, `cc_shell_main "$@"`).
+
+    The runtime is one text for every config; a config without caches, checkouts, SSH keys…
+    needs only part of it. A function is kept when its name is a word of CALLERS, of the
+    runtime outside its functions (the node index) or of a kept function, or starts with a
+    name completed at run time (`x$`: `"cc_exists_$key"`, `cc_job_$$CC_KEY` in a Makefile).
+    The comment lines right above a function go with it. A runtime this reading cannot follow
+    (an unterminated function, two heredocs on one line, a definition at column 0 inside a
+    function) is kept whole. A `}` line inside a multi-line quoted string would end a
+    function early: the template has none (the validators' `bash -n` and shellcheck of every
+    output would show it)."""
+    cut = max(runtime.rfind("\n}\n"), runtime.rfind("\n)\n"))
+    if cut < 0:
+        return runtime
+    # The functions end where the node index begins; their analysis is the same for every
+    # config with the same runtime features, so it is computed once.
+    analysis = _analyse(runtime[:cut + 3])
+    if analysis is None:
+        return runtime
+    words, spans, bodies, outside, dynamic = analysis
+    roots = set(outside)
+    roots.update(words.findall(runtime, cut + 3))
+    roots.update(words.findall(callers))
+    prefixes = tuple(dynamic | {w[:-1] for w in roots if w.endswith("$")})
+    keep = {name for name in spans if name.startswith(prefixes)} if prefixes else set()
+    todo = [roots, *(bodies[name] for name in keep)]
+    while todo:
+        for name in todo.pop() - keep:
+            if name in spans:
+                keep.add(name)
+                todo.append(bodies[name])
+    if len(keep) == len(spans):
+        return runtime
+    parts: list[str] = []
+    done = 0
+    for name, (start, end) in spans.items():
+        if name in keep:
+            continue
+        parts.append(runtime[done:start])
+        # One blank line between the neighbours, not two.
+        if runtime.startswith("\n", end) and (start == 0 or runtime.startswith("\n\n", start - 2)):
+            end += 1
+        done = end
+    parts.append(runtime[done:])
+    return "".join(parts)

@@ -33,8 +33,11 @@ from cicompile.targets.base import GENERATED_NOTICE, EmitContext, Target
 from cicompile.targets.jobscript import (
     ENV,
     MAKE_HAZARD,
+    RUNTIME_SLOT,
     build_model,
     comment_safe,
+    drop_unused_functions,
+    make_escape,
     render_node,
     render_runtime,
 )
@@ -108,10 +111,23 @@ class MakeTarget(Target):
         text = ENV.get_template("Makefile.j2").render(
             notice=GENERATED_NOTICE.format(source=source),
             source=source,
-            runtime=runtime,
+            runtime=RUNTIME_SLOT,
             exists=exists,
             nodes=nodes,
             workflows=workflows,
             serial_groups=any(n.serial_group for n in model.nodes),
         )
-        return {"Makefile": text}
+        runtime = drop_unused_functions(render_runtime(model) + '\n\ncc_make_main "$@"', text)
+        _check_define_body("the runtime", runtime)
+        for node in nodes:
+            _check_define_body(f"node {node.key}", node.text)
+        for what, body in [("the runtime", runtime)] + [(n.target, n.text) for n in nodes]:
+            if len(body.encode()) > ENV_LIMIT:
+                ctx.diags.warning(
+                    "unsupported-feature",
+                    f"the bash of {what} is {len(body.encode()) // 1024} KiB; the Makefile"
+                    " passes it to bash in one environment variable, which Linux limits to"
+                    " 128 KiB: use the shell target",
+                    None,
+                )
+        return {"Makefile": text.replace(RUNTIME_SLOT, make_escape(runtime))}

@@ -11,8 +11,10 @@ from cicompile import ir
 from cicompile.targets.base import GENERATED_NOTICE, EmitContext, Target
 from cicompile.targets.jobscript import (
     ENV,
+    RUNTIME_SLOT,
     build_model,
     comment_safe,
+    drop_unused_functions,
     render_node,
     render_runtime,
 )
@@ -28,8 +30,9 @@ class ShellTarget(Target):
             notice=GENERATED_NOTICE.format(source=source),
             source=source,
             workflows=model.workflows,
-            runtime=render_runtime(model),
+            runtime=RUNTIME_SLOT,
             nodes=[render_node(n) for n in model.nodes],
             serial_groups=any(n.serial_group for n in model.nodes),
         )
-        return {"ci.sh": text}
+        runtime = drop_unused_functions(render_runtime(model), text)
+        return {"ci.sh": text.replace(RUNTIME_SLOT, runtime)}

@@ -23,6 +23,9 @@
 # Workflows: ci nightly
 
 # ---- cicompile runtime (shared by the Makefile and ci.sh) ---------------------------------
+# The file leaves out the functions it never calls (jobscript.drop_unused_functions), and with
+# them the readers of some variables set here.
+# shellcheck disable=SC2034
 
 if [ -z "${BASH_VERSION:-}" ]; then
   echo 'cicompile: run this with bash' >&2
@@ -97,11 +100,6 @@ cc_node() {
 # cc_parallel KEY N: the job runs as N shards (CircleCI `parallelism`).
 cc_parallel() {
   CC_NODE_PAR[$1]=$2
-}
-
-# cc_serial KEY GROUP: the job holds GROUP's lock while it runs (CircleCI `serial-group`).
-cc_serial() {
-  CC_NODE_SERIAL[$1]=$2
 }
 
 # ---- filters: CICOMPILE_REF_KIND is branch or tag, CICOMPILE_REF_NAME its name ----
@@ -519,24 +517,6 @@ cc_init() {
   } >"$CC_RUN/ref.env" || cc_die "cannot write $CC_RUN/ref.env"
   CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
   printf 'cicompile: pipeline %s, %s %s%s; source %s; run directory %s\n' "$CC_PIPELINE_NUMBER" "$CC_REF_KIND" "$CC_REF_NAME" "${CC_SHA:+ at ${CC_SHA:0:12}}" "$CC_SOURCE" "$CC_RUN"
-}
-
-# What a make recipe does before it runs a node: read what `init` recorded.
-cc_load() {
-  cc_paths
-  [[ -f $CC_RUN/ref.env ]] || cc_die "$CC_RUN/ref.env is missing: the run directory was not initialised"
-  # shellcheck source=/dev/null
-  source "$CC_RUN/ref.env"
-  CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
-  CICOMPILE_SCHEDULE_NAME=$CC_SCHEDULE_NAME
-}
-
-cc_clean() {
-  cc_paths
-  if [[ -e $CC_RUN ]]; then
-    cc_reset_run_dir
-    printf 'cicompile: removed %s\n' "$CC_RUN"
-  fi
 }
 
 # ---- node statuses: success, failed, skipped, blocked, held ----
@@ -1154,10 +1134,6 @@ cc_store() {
   fi && printf 'stored %s in %s\n' "$src" "$dest"
 }
 
-cc_notice() {
-  printf 'cicompile: %s\n' "$1"
-}
-
 # setup_remote_docker [VERSION]: the host's Docker engine stands in for CircleCI's remote one.
 # shellcheck disable=SC2120 # the version is optional
 cc_setup_docker() {
@@ -1190,11 +1166,6 @@ cc_ssh_keys() {
     fi
   done
   return 0
-}
-
-cc_unsupported() {
-  printf 'cicompile: %s\n' "$1" >&2
-  return 1
 }
 
 # ---- summary ----
@@ -1239,52 +1210,6 @@ cc_summary() {
 }
 
 # ---- entry points ----
-
-# The Makefile's first make: 1 or 0 per node in node order, whether it exists in this run (its
-# filters and workflow condition, on the ref and trigger: `cc_live_KEY`, the same test as
-# `cc_exists_KEY`). It writes nothing (`make -n`). An unknown ref leaves every node in: `init`
-# then stops the run and says why.
-cc_live() {
-  local key out=''
-  cc_paths
-  CC_TRIGGER=${CICOMPILE_TRIGGER:-push}
-  if (cc_detect_ref) 2>/dev/null; then
-    cc_detect_ref
-    CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
-  fi
-  for key in "${CC_KEYS[@]}"; do
-    if [[ -z $CICOMPILE_REF_KIND ]] || "cc_live_$key"; then
-      out+=' 1'
-    else
-      out+=' 0'
-    fi
-  done
-  printf '%s\n' "${out# }"
-}
-
-# The Makefile's recipes: init | live | node KEY | summary WORKFLOW-ID... | clean
-cc_make_main() {
-  case ${1-} in
-    init) cc_init ;;
-    live)
-      eval "$CC_NODE_SCRIPT"
-      cc_live
-      ;;
-    node)
-      cc_load
-      [[ -n $CC_NODE_SCRIPT ]] || cc_die "internal error: no script for node $2"
-      eval "$CC_NODE_SCRIPT"
-      cc_run_node "$2"
-      ;;
-    summary)
-      shift
-      cc_load
-      cc_summary "$@"
-      ;;
-    clean) cc_clean ;;
-    *) cc_die "unknown command: ${1-}" ;;
-  esac
-}
 
 cc_shell_usage() {
   local wf

@@ -25,6 +25,9 @@
 # Workflows: ci weekly nightlies
 
 # ---- cicompile runtime (shared by the Makefile and ci.sh) ---------------------------------
+# The file leaves out the functions it never calls (jobscript.drop_unused_functions), and with
+# them the readers of some variables set here.
+# shellcheck disable=SC2034
 
 if [ -z "${BASH_VERSION:-}" ]; then
   echo 'cicompile: run this with bash' >&2
@@ -96,11 +99,6 @@ cc_node() {
   CC_WF_NODES[${CC_NODE_WF[$key]}]+=" $key"
 }
 
-# cc_parallel KEY N: the job runs as N shards (CircleCI `parallelism`).
-cc_parallel() {
-  CC_NODE_PAR[$1]=$2
-}
-
 # cc_serial KEY GROUP: the job holds GROUP's lock while it runs (CircleCI `serial-group`).
 cc_serial() {
   CC_NODE_SERIAL[$1]=$2
@@ -148,22 +146,6 @@ cc_cache_root_of() {
 $2
 CC_ROOTS
   printf '/\n%s\n' "${1#/}"
-}
-
-# cc_cache_root_dir NAME ROOTS: the directory of a root name (`/` for absolute paths).
-cc_cache_root_dir() {
-  if [ "$1" = / ]; then
-    printf '/\n'
-    return 0
-  fi
-  while IFS= read -r cc_cd_line; do
-    if [ "${cc_cd_line%%=*}" = "$1" ]; then
-      printf '%s\n' "${cc_cd_line#*=}"
-      return 0
-    fi
-  done <<CC_ROOTS
-$2
-CC_ROOTS
 }
 
 # cc_cache_save STORE KEY ROOT=DIR... -- PATH...: save PATHs (absolute) under KEY, unless a
@@ -225,76 +207,6 @@ cc_cache_save() (
     return 1
   fi
   rm -rf "$cc_tmp" "$cc_tmp.tar" "$cc_tmp.newkey"
-)
-
-# cc_cache_find STORE PREFIX: the entry (path without .tar) of the most recently saved cache
-# whose key starts with PREFIX; nothing when none does.
-cc_cache_find() {
-  cc_best='' cc_best_stamp=''
-  for cc_file in "$1"/*.key; do
-    # (bash's dotglob, on in make/shell jobs, would also list the temporary .tmp.* files)
-    case ${cc_file##*/} in .*) continue ;; esac
-    [ -f "$cc_file" ] || continue
-    { IFS= read -r cc_stamp && IFS= read -r cc_key; } <"$cc_file" || continue
-    case $cc_key in
-      "$2"*) ;;
-      *) continue ;;
-    esac
-    if [ -z "$cc_best" ] || [ "$cc_stamp" -gt "$cc_best_stamp" ]; then
-      cc_best=${cc_file%.key} cc_best_stamp=$cc_stamp
-    fi
-  done
-  if [ -n "$cc_best" ]; then
-    printf '%s\n' "$cc_best"
-  fi
-}
-
-# cc_cache_restore STORE ROOT=DIR... -- KEY...: for each candidate KEY in order, restore the
-# newest cache whose key starts with it (even if one matches exactly); none: a notice.
-cc_cache_restore() (
-  set -e
-  cc_store=$1
-  shift
-  cc_roots=''
-  while [ $# -gt 0 ] && [ "$1" != -- ]; do
-    cc_roots="$cc_roots$1
-"
-    shift
-  done
-  [ $# -eq 0 ] || shift
-  for cc_candidate in "$@"; do
-    cc_entry=$(cc_cache_find "$cc_store" "$cc_candidate")
-    [ -n "$cc_entry" ] || continue
-    cc_found=$(sed -n 2p "$cc_entry.key")
-    printf 'found cache %s (for key %s)\n' "$cc_found" "$cc_candidate"
-    cc_tmp=$(mktemp -d)
-    tar -xf "$cc_entry.tar" -C "$cc_tmp"
-    for cc_where in "$cc_tmp"/*.where; do
-      [ -f "$cc_where" ] || continue
-      { IFS= read -r cc_type && IFS= read -r cc_root && IFS= read -r cc_rel; } <"$cc_where"
-      cc_dir=$(cc_cache_root_dir "$cc_root" "$cc_roots")
-      if [ -z "$cc_dir" ]; then
-        printf 'warning: unknown cache root %s; %s not restored\n' "$cc_root" "$cc_rel"
-        continue
-      fi
-      cc_dest=${cc_dir%/}/$cc_rel
-      cc_dest=${cc_dest%/}
-      if [ "$cc_type" = d ]; then
-        mkdir -p "${cc_dest:-/}"
-        tar -xpf "${cc_where%.where}.tar" -C "${cc_dest:-/}"
-      else
-        mkdir -p "$(dirname "$cc_dest")"
-        tar -xpf "${cc_where%.where}.tar" -C "$(dirname "$cc_dest")"
-      fi
-      printf 'restored %s\n' "${cc_dest:-/}"
-    done
-    rm -rf "$cc_tmp"
-    printf 'restored cache %s\n' "$cc_found"
-    return 0
-  done
-  printf 'no cache found for key(s):'
-  printf ' %s' "$@"
-  printf '; continuing without it\n'
 )
 
 # cicompile_watch TIMEOUT RERUNS DELAY COMMAND [ARG...]: CircleCI's `no_output_timeout` and
@@ -523,24 +435,6 @@ cc_init() {
   } >"$CC_RUN/ref.env" || cc_die "cannot write $CC_RUN/ref.env"
   CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
   printf 'cicompile: pipeline %s, %s %s%s; source %s; run directory %s\n' "$CC_PIPELINE_NUMBER" "$CC_REF_KIND" "$CC_REF_NAME" "${CC_SHA:+ at ${CC_SHA:0:12}}" "$CC_SOURCE" "$CC_RUN"
-}
-
-# What a make recipe does before it runs a node: read what `init` recorded.
-cc_load() {
-  cc_paths
-  [[ -f $CC_RUN/ref.env ]] || cc_die "$CC_RUN/ref.env is missing: the run directory was not initialised"
-  # shellcheck source=/dev/null
-  source "$CC_RUN/ref.env"
-  CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
-  CICOMPILE_SCHEDULE_NAME=$CC_SCHEDULE_NAME
-}
-
-cc_clean() {
-  cc_paths
-  if [[ -e $CC_RUN ]]; then
-    cc_reset_run_dir
-    printf 'cicompile: removed %s\n' "$CC_RUN"
-  fi
 }
 
 # ---- node statuses: success, failed, skipped, blocked, held ----
@@ -793,27 +687,6 @@ cc_job() {
   return "$CC_FAILED"
 }
 
-# cc_service HOST DOCKER-RUN-ARGS...: a secondary image of the job. On CircleCI it runs beside
-# the steps, on localhost; with CICOMPILE_SERVICES=1 it runs in docker on the host network (so
-# on localhost too) until the job ends. Otherwise the job runs without it, as it was told.
-cc_service() {
-  local host=$1 name
-  shift
-  if [[ ${CICOMPILE_SERVICES-} != 1 ]]; then
-    printf 'cicompile: service %s is not started (CICOMPILE_SERVICES=1 starts it with docker)\n' "$host"
-    return 0
-  fi
-  name=cicompile-$$-${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+-$CC_SHARD}-$host
-  name=${name//[^A-Za-z0-9_.-]/_}
-  printf 'cicompile: starting service %s (docker container %s)\n' "$host" "$name"
-  if ! docker run -d --rm --name "$name" --network host "$@" >/dev/null; then
-    printf 'cicompile: cannot start service %s: docker run failed\n' "$host"
-    cc_stop_services
-    exit 1
-  fi
-  CC_SERVICES+=("$name")
-}
-
 cc_stop_services() {
   if ((${#CC_SERVICES[@]})); then
     docker rm -f "${CC_SERVICES[@]}" >/dev/null 2>&1 || true
@@ -994,68 +867,6 @@ cc_signal_step() {
   return 0
 }
 
-# The source is copied, never touched: a git clone plus the uncommitted changes, or a copy.
-cc_checkout() {
-  local dest top rel='' crel=''
-  dest=$(cc_path "$1")
-  mkdir -p "$dest" || return 1
-  if [[ $CC_RUN == "$CC_SOURCE"/* ]]; then
-    rel=${CC_RUN#"$CC_SOURCE"/}
-  fi
-  # The cache store is no part of the sources either.
-  if [[ $CC_CACHE == "$CC_SOURCE"/* ]]; then
-    crel=${CC_CACHE#"$CC_SOURCE"/}
-  fi
-  if top=$(git -C "$CC_SOURCE" rev-parse --show-toplevel 2>/dev/null) && [[ $(cd "$top" && pwd -P) == "$(cd "$CC_SOURCE" && pwd -P)" ]]; then
-    cc_checkout_git "$dest" "$rel" "$crel"
-  else
-    local -a exclude=()
-    [[ -z $rel ]] || exclude=("--exclude=./$rel")
-    [[ -z $crel ]] || exclude+=("--exclude=./$crel")
-    tar -C "$CC_SOURCE" "${exclude[@]}" -cf - . | tar -C "$dest" -xpf -
-  fi
-}
-
-cc_checkout_git() {
-  local dest=$1 rel=$2 crel=$3 f list
-  if cc_is_empty_dir "$dest"; then
-    git clone --quiet --shared "$CC_SOURCE" "$dest" || return 1
-  elif [[ -e $dest/.git && $(git -C "$dest" config --get remote.origin.url) == "$CC_SOURCE" ]]; then
-    # An absolute path the config names, checked out by an earlier run: make it fresh again.
-    printf 'refreshing the checkout an earlier run left in %s\n' "$dest"
-    git -C "$dest" reset -q --hard && git -C "$dest" clean -q -ffdx || return 1
-  else
-    printf 'cicompile: cannot check out into %s: the directory is not empty and not a checkout of %s\n' "$dest" "$CC_SOURCE"
-    return 1
-  fi
-  if [[ -n $CC_SHA ]]; then
-    if [[ $CC_REF_KIND == branch ]]; then
-      git -C "$dest" checkout -q -f -B "$CC_BRANCH" "$CC_SHA" 2>/dev/null || git -C "$dest" checkout -q -f --detach "$CC_SHA" || return 1
-    else
-      git -C "$dest" checkout -q -f --detach "$CC_SHA" || return 1
-    fi
-  fi
-  # Overlay the working tree: modified and untracked (not ignored) files; drop deleted ones.
-  list=$CC_JOB_DIR/checkout-files
-  : >"$list"
-  while IFS= read -r -d '' f; do
-    if [[ -n $rel && ( $f == "$rel" || $f == "$rel"/* ) ]]; then
-      continue
-    fi
-    if [[ -n $crel && ( $f == "$crel" || $f == "$crel"/* ) ]]; then
-      continue
-    fi
-    if [[ -e $CC_SOURCE/$f || -L $CC_SOURCE/$f ]]; then
-      printf '%s\0' "$f" >>"$list"
-    else
-      rm -f "$dest/$f"
-    fi
-  done < <(git -C "$CC_SOURCE" ls-files -z --modified --others --exclude-standard)
-  if [[ -s $list ]]; then
-    tar -C "$CC_SOURCE" --null -T "$list" -cf - | tar -C "$dest" -xpf -
-  fi
-}
-
 cc_workspace_dir() {
   printf '%s/workspace/%s\n' "$CC_RUN" "${CC_NODE_WF[$CC_KEY]}"
 }
@@ -1158,49 +969,6 @@ cc_store() {
   fi && printf 'stored %s in %s\n' "$src" "$dest"
 }
 
-cc_notice() {
-  printf 'cicompile: %s\n' "$1"
-}
-
-# setup_remote_docker [VERSION]: the host's Docker engine stands in for CircleCI's remote one.
-# shellcheck disable=SC2120 # the version is optional
-cc_setup_docker() {
-  if ! command -v docker >/dev/null 2>&1; then
-    printf 'cicompile: setup_remote_docker: this job needs Docker, but there is no docker command on this host\n'
-    return 1
-  fi
-  if ! docker version >/dev/null 2>&1; then
-    printf 'cicompile: setup_remote_docker: the docker command cannot reach a Docker engine (is the daemon running, may you use it?)\n'
-    return 1
-  fi
-  printf 'cicompile: setup_remote_docker: using the Docker engine of this host%s\n' "${1:+ (the config asks for version $1)}"
-}
-
-# add_ssh_keys [FINGERPRINT...]: the job uses the host's ssh-agent or ~/.ssh keys (ssh finds
-# ~/.ssh through the password database, not the job's HOME); missing keys are only reported.
-# shellcheck disable=SC2120 # no fingerprints: every key
-cc_ssh_keys() {
-  local listed='' f
-  if [[ -z ${SSH_AUTH_SOCK:-} ]]; then
-    printf 'cicompile: add_ssh_keys: no ssh-agent (SSH_AUTH_SOCK is unset): ssh uses the keys in your ~/.ssh\n'
-    return 0
-  fi
-  listed=$(ssh-add -l -E md5 2>/dev/null; ssh-add -l -E sha256 2>/dev/null)
-  printf 'cicompile: add_ssh_keys: the job uses your ssh-agent (%s key(s))\n' "$(ssh-add -l 2>/dev/null | grep -c .)"
-  for f in "$@"; do
-    [[ $f == SHA256:* ]] || f=MD5:$f
-    if [[ $listed != *" $f "* ]]; then
-      printf 'cicompile: add_ssh_keys: the key %s is not in your ssh-agent\n' "$f"
-    fi
-  done
-  return 0
-}
-
-cc_unsupported() {
-  printf 'cicompile: %s\n' "$1" >&2
-  return 1
-}
-
 # ---- summary ----
 
 # cc_summary WORKFLOW-ID...: a table of every node's status; 1 if a job failed.
@@ -1243,52 +1011,6 @@ cc_summary() {
 }
 
 # ---- entry points ----
-
-# The Makefile's first make: 1 or 0 per node in node order, whether it exists in this run (its
-# filters and workflow condition, on the ref and trigger: `cc_live_KEY`, the same test as
-# `cc_exists_KEY`). It writes nothing (`make -n`). An unknown ref leaves every node in: `init`
-# then stops the run and says why.
-cc_live() {
-  local key out=''
-  cc_paths
-  CC_TRIGGER=${CICOMPILE_TRIGGER:-push}
-  if (cc_detect_ref) 2>/dev/null; then
-    cc_detect_ref
-    CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
-  fi
-  for key in "${CC_KEYS[@]}"; do
-    if [[ -z $CICOMPILE_REF_KIND ]] || "cc_live_$key"; then
-      out+=' 1'
-    else
-      out+=' 0'
-    fi
-  done
-  printf '%s\n' "${out# }"
-}
-
-# The Makefile's recipes: init | live | node KEY | summary WORKFLOW-ID... | clean
-cc_make_main() {
-  case ${1-} in
-    init) cc_init ;;
-    live)
-      eval "$CC_NODE_SCRIPT"
-      cc_live
-      ;;
-    node)
-      cc_load
-      [[ -n $CC_NODE_SCRIPT ]] || cc_die "internal error: no script for node $2"
-      eval "$CC_NODE_SCRIPT"
-      cc_run_node "$2"
-      ;;
-    summary)
-      shift
-      cc_load
-      cc_summary "$@"
-      ;;
-    clean) cc_clean ;;
-    *) cc_die "unknown command: ${1-}" ;;
-  esac
-}
 
 cc_shell_usage() {
   local wf

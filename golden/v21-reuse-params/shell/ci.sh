@@ -23,6 +23,9 @@
 # Workflows: ci nightly-only
 
 # ---- cicompile runtime (shared by the Makefile and ci.sh) ---------------------------------
+# The file leaves out the functions it never calls (jobscript.drop_unused_functions), and with
+# them the readers of some variables set here.
+# shellcheck disable=SC2034
 
 if [ -z "${BASH_VERSION:-}" ]; then
   echo 'cicompile: run this with bash' >&2
@@ -92,16 +95,6 @@ cc_node() {
   CC_NODE_NEEDS[$key]="$*"
   CC_NODE_NUM[$key]=${#CC_KEYS[@]}
   CC_WF_NODES[${CC_NODE_WF[$key]}]+=" $key"
-}
-
-# cc_parallel KEY N: the job runs as N shards (CircleCI `parallelism`).
-cc_parallel() {
-  CC_NODE_PAR[$1]=$2
-}
-
-# cc_serial KEY GROUP: the job holds GROUP's lock while it runs (CircleCI `serial-group`).
-cc_serial() {
-  CC_NODE_SERIAL[$1]=$2
 }
 
 # ---- filters: CICOMPILE_REF_KIND is branch or tag, CICOMPILE_REF_NAME its name ----
@@ -335,24 +328,6 @@ cc_init() {
   } >"$CC_RUN/ref.env" || cc_die "cannot write $CC_RUN/ref.env"
   CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
   printf 'cicompile: pipeline %s, %s %s%s; source %s; run directory %s\n' "$CC_PIPELINE_NUMBER" "$CC_REF_KIND" "$CC_REF_NAME" "${CC_SHA:+ at ${CC_SHA:0:12}}" "$CC_SOURCE" "$CC_RUN"
-}
-
-# What a make recipe does before it runs a node: read what `init` recorded.
-cc_load() {
-  cc_paths
-  [[ -f $CC_RUN/ref.env ]] || cc_die "$CC_RUN/ref.env is missing: the run directory was not initialised"
-  # shellcheck source=/dev/null
-  source "$CC_RUN/ref.env"
-  CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
-  CICOMPILE_SCHEDULE_NAME=$CC_SCHEDULE_NAME
-}
-
-cc_clean() {
-  cc_paths
-  if [[ -e $CC_RUN ]]; then
-    cc_reset_run_dir
-    printf 'cicompile: removed %s\n' "$CC_RUN"
-  fi
 }
 
 # ---- node statuses: success, failed, skipped, blocked, held ----
@@ -605,27 +580,6 @@ cc_job() {
   return "$CC_FAILED"
 }
 
-# cc_service HOST DOCKER-RUN-ARGS...: a secondary image of the job. On CircleCI it runs beside
-# the steps, on localhost; with CICOMPILE_SERVICES=1 it runs in docker on the host network (so
-# on localhost too) until the job ends. Otherwise the job runs without it, as it was told.
-cc_service() {
-  local host=$1 name
-  shift
-  if [[ ${CICOMPILE_SERVICES-} != 1 ]]; then
-    printf 'cicompile: service %s is not started (CICOMPILE_SERVICES=1 starts it with docker)\n' "$host"
-    return 0
-  fi
-  name=cicompile-$$-${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+-$CC_SHARD}-$host
-  name=${name//[^A-Za-z0-9_.-]/_}
-  printf 'cicompile: starting service %s (docker container %s)\n' "$host" "$name"
-  if ! docker run -d --rm --name "$name" --network host "$@" >/dev/null; then
-    printf 'cicompile: cannot start service %s: docker run failed\n' "$host"
-    cc_stop_services
-    exit 1
-  fi
-  CC_SERVICES+=("$name")
-}
-
 cc_stop_services() {
   if ((${#CC_SERVICES[@]})); then
     docker rm -f "${CC_SERVICES[@]}" >/dev/null 2>&1 || true
@@ -644,10 +598,6 @@ cc_path() {
     *) p=$CC_HOME/${p#./} ;;
   esac
   printf '%s\n' "$p"
-}
-
-cc_cd() {
-  cd "$(cc_path "$1")" || return 1
 }
 
 # cc_job_setup --workdir DIR [--shell SHELL] [--shim] [--env NAME=VALUE]...
@@ -868,68 +818,6 @@ cc_checkout_git() {
   fi
 }
 
-cc_workspace_dir() {
-  printf '%s/workspace/%s\n' "$CC_RUN" "${CC_NODE_WF[$CC_KEY]}"
-}
-
-# cc_pack INDEX PATH... (from the persist root): this job's workspace layer INDEX.
-cc_pack() {
-  local out
-  out=$(cc_workspace_dir)/${CC_NODE_ID[$CC_KEY]}-$1${CC_SHARD:+@$CC_SHARD}.tar
-  shift
-  tar -cpf "$out" "$@" && printf 'persisted %s\n' "$*"
-}
-
-# cc_attach AT LAYER...: the layers of upstream jobs, in order; absent jobs have none.
-cc_attach() {
-  local dest layer tarball
-  local -a tarballs=()
-  dest=$(cc_path "$1")
-  shift
-  for layer in "$@"; do
-    tarball=$(cc_workspace_dir)/$layer.tar
-    [[ -f $tarball ]] && tarballs+=("$tarball")
-  done
-  if [[ $dest != "$CC_RUN" && $dest != "$CC_RUN"/* ]]; then
-    cc_attach_outside "$dest" "${tarballs[@]}" || return 1
-  fi
-  mkdir -p "$dest" || return 1
-  for tarball in "${tarballs[@]}"; do
-    tar -xpf "$tarball" -C "$dest" || return 1
-  done
-  printf 'attached %s workspace layer(s) at %s\n' "${#tarballs[@]}" "$dest"
-}
-
-# cc_attach_outside DEST TARBALL...: an attach outside the run directory (an absolute `at:`)
-# lists in $CC_RUN/attached what it is about to create: the highest directory of DEST that
-# does not exist yet, or else each top entry of the layers that DEST does not hold yet. The
-# next run (or `clean`) removes them (cc_detach), so every run finds there what a fresh
-# CircleCI container has, never an earlier run's files; what was there before is left alone.
-cc_attach_outside() {
-  local dest=$1 p=$1 top='' tarball entry path
-  shift
-  while [[ -n $p && ! -e $p && ! -L $p ]]; do
-    top=$p
-    p=${p%/*}
-  done
-  if [[ -n $top ]]; then
-    printf '%s\n' "$top" >>"$CC_RUN/attached"
-    return
-  fi
-  for tarball in "$@"; do
-    while IFS= read -r entry; do
-      entry=${entry#./}
-      entry=${entry%/}
-      [[ -n $entry && $entry != . ]] || continue
-      path=$dest/$entry
-      # Only the first new entry of a new subtree: its parent is there already.
-      if [[ ! -e $path && ! -L $path && -d ${path%/*} ]]; then
-        printf '%s\n' "$path" >>"$CC_RUN/attached"
-      fi
-    done < <(tar -tf "$tarball")
-  done
-}
-
 # cc_detach: remove what the run's attaches outside the run directory created.
 cc_detach() {
   local path
@@ -939,78 +827,6 @@ cc_detach() {
     chmod -R u+w "$path" 2>/dev/null
     rm -rf -- "$path" || printf 'cicompile: cannot remove %s, attached by the previous run\n' "$path" >&2
   done <"$CC_RUN/attached"
-}
-
-# Called first in the subshell of a save_cache/restore_cache step: the job's environment (a
-# key template reads CIRCLE_BRANCH and the like) and working directory (checksum paths are
-# relative to it), and a failed key computation (a missing checksum file) fails the step.
-cc_cache_env() {
-  cd "$CC_WD" || exit 1
-  if [[ $CC_REF_KIND != tag ]]; then
-    unset CIRCLE_TAG
-  fi
-  export "${CC_ENV[@]}"
-  set -e
-}
-
-# cc_store PATH DEST: copy into the run's artifacts directory (a missing path is no error);
-# each node of a parallel job has its own (`ID@NODE`), as each CircleCI node has.
-cc_store() {
-  local src dest
-  src=$(cc_path "$1")
-  dest=$CC_RUN/artifacts/${CC_NODE_WF[$CC_KEY]}/${CC_NODE_ID[$CC_KEY]}${CC_SHARD:+@$CC_SHARD}/$2
-  if [[ ! -e $src && ! -L $src ]]; then
-    printf 'no files found at %s\n' "$src"
-    return 0
-  fi
-  if [[ -d $src ]]; then
-    mkdir -p "$dest" && cp -a "$src/." "$dest/"
-  else
-    mkdir -p "${dest%/*}" && cp -a "$src" "$dest"
-  fi && printf 'stored %s in %s\n' "$src" "$dest"
-}
-
-cc_notice() {
-  printf 'cicompile: %s\n' "$1"
-}
-
-# setup_remote_docker [VERSION]: the host's Docker engine stands in for CircleCI's remote one.
-# shellcheck disable=SC2120 # the version is optional
-cc_setup_docker() {
-  if ! command -v docker >/dev/null 2>&1; then
-    printf 'cicompile: setup_remote_docker: this job needs Docker, but there is no docker command on this host\n'
-    return 1
-  fi
-  if ! docker version >/dev/null 2>&1; then
-    printf 'cicompile: setup_remote_docker: the docker command cannot reach a Docker engine (is the daemon running, may you use it?)\n'
-    return 1
-  fi
-  printf 'cicompile: setup_remote_docker: using the Docker engine of this host%s\n' "${1:+ (the config asks for version $1)}"
-}
-
-# add_ssh_keys [FINGERPRINT...]: the job uses the host's ssh-agent or ~/.ssh keys (ssh finds
-# ~/.ssh through the password database, not the job's HOME); missing keys are only reported.
-# shellcheck disable=SC2120 # no fingerprints: every key
-cc_ssh_keys() {
-  local listed='' f
-  if [[ -z ${SSH_AUTH_SOCK:-} ]]; then
-    printf 'cicompile: add_ssh_keys: no ssh-agent (SSH_AUTH_SOCK is unset): ssh uses the keys in your ~/.ssh\n'
-    return 0
-  fi
-  listed=$(ssh-add -l -E md5 2>/dev/null; ssh-add -l -E sha256 2>/dev/null)
-  printf 'cicompile: add_ssh_keys: the job uses your ssh-agent (%s key(s))\n' "$(ssh-add -l 2>/dev/null | grep -c .)"
-  for f in "$@"; do
-    [[ $f == SHA256:* ]] || f=MD5:$f
-    if [[ $listed != *" $f "* ]]; then
-      printf 'cicompile: add_ssh_keys: the key %s is not in your ssh-agent\n' "$f"
-    fi
-  done
-  return 0
-}
-
-cc_unsupported() {
-  printf 'cicompile: %s\n' "$1" >&2
-  return 1
 }
 
 # ---- summary ----
@@ -1055,52 +871,6 @@ cc_summary() {
 }
 
 # ---- entry points ----
-
-# The Makefile's first make: 1 or 0 per node in node order, whether it exists in this run (its
-# filters and workflow condition, on the ref and trigger: `cc_live_KEY`, the same test as
-# `cc_exists_KEY`). It writes nothing (`make -n`). An unknown ref leaves every node in: `init`
-# then stops the run and says why.
-cc_live() {
-  local key out=''
-  cc_paths
-  CC_TRIGGER=${CICOMPILE_TRIGGER:-push}
-  if (cc_detect_ref) 2>/dev/null; then
-    cc_detect_ref
-    CICOMPILE_REF_KIND=$CC_REF_KIND CICOMPILE_REF_NAME=$CC_REF_NAME
-  fi
-  for key in "${CC_KEYS[@]}"; do
-    if [[ -z $CICOMPILE_REF_KIND ]] || "cc_live_$key"; then
-      out+=' 1'
-    else
-      out+=' 0'
-    fi
-  done
-  printf '%s\n' "${out# }"
-}
-
-# The Makefile's recipes: init | live | node KEY | summary WORKFLOW-ID... | clean
-cc_make_main() {
-  case ${1-} in
-    init) cc_init ;;
-    live)
-      eval "$CC_NODE_SCRIPT"
-      cc_live
-      ;;
-    node)
-      cc_load
-      [[ -n $CC_NODE_SCRIPT ]] || cc_die "internal error: no script for node $2"
-      eval "$CC_NODE_SCRIPT"
-      cc_run_node "$2"
-      ;;
-    summary)
-      shift
-      cc_load
-      cc_summary "$@"
-      ;;
-    clean) cc_clean ;;
-    *) cc_die "unknown command: ${1-}" ;;
-  esac
-}
 
 cc_shell_usage() {
   local wf
