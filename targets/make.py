@@ -90,19 +90,6 @@ class MakeTarget(Target):
             "# shellcheck disable=SC2016 # values from the config are literal\n"
             f"cc_live_{n.key}() {{\n  {n.exists}\n}}" for n in model.nodes)
         _check_define_body("the existence conditions", exists)
-        runtime = render_runtime(model) + '\n\ncc_make_main "$@"'
-        _check_define_body("the runtime", runtime)
-        for node in nodes:
-            _check_define_body(f"node {node.key}", node.text)
-        for what, text in [("the runtime", runtime)] + [(n.target, n.text) for n in nodes]:
-            if len(text.encode()) > ENV_LIMIT:
-                ctx.diags.warning(
-                    "unsupported-feature",
-                    f"the bash of {what} is {len(text.encode()) // 1024} KiB; the Makefile"
-                    " passes it to bash in one environment variable, which Linux limits to"
-                    " 128 KiB: use the shell target",
-                    None,
-                )
         by_key = {n.key: n for n in nodes}
         workflows = [
             {"id": wf.id, "nodes": [by_key[n.key] for n in wf.nodes]} for wf in model.workflows

@@ -135,3 +135,11 @@ def test_quoted_angle_brackets_are_no_heredoc() -> None:
     # `<< pipeline.id >>` in a step name: no line `pipeline` follows, so no heredoc begins.
     text = "used() {\n  echo '<< pipeline.id >>'\n}\n\nunused() {\n  :\n}\n\nused\n"
     assert drop_unused_functions(text, "") == "used() {\n  echo '<< pipeline.id >>'\n}\n\nused\n"
+
+
+def test_the_makefile_size_warning_is_given_once() -> None:
+    # make.py checks the runtime after dropping functions; the check used to run twice.
+    config = NO_CACHES.replace("echo hi", "echo " + "x" * (125 * 1024))
+    result = compile_config(config, "make")
+    warnings = [d for d in result.diagnostics if d.code == "unsupported-feature"]
+    assert len(warnings) == 1 and "job.main.build" in warnings[0].message
