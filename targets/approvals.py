@@ -28,7 +28,6 @@ from cicompile import ir
 from cicompile.conditions import (
     SCHEDULED,
     TRIGGER_SOURCES,
-    TRUE,
     And,
     Atom,
     Cond,
@@ -44,7 +43,7 @@ from cicompile.conditions import (
     any_of,
     atoms,
     implies,
-    negate,
+    size,
 )
 from cicompile.diagnostics import Diagnostics
 from cicompile.records import dataclass
@@ -86,11 +85,11 @@ def approval_waits(wf: ir.Workflow, runs: dict[str, Cond]) -> list[ApprovalWait]
     """The residual waits (module doc), in topological order of approval, then job.
 
     J, downstream of approval A, waits for A on GitHub whenever A runs; on CircleCI only when
-    some path A → … → J has every job present. So the wait is GitHub's own when
-    `runs(A) ∧ exists(J) ∧ ¬path(J)` can hold, `path` built from A down. Decided with
-    `satisfiable` (which may answer yes for an impossible case, never no for a possible one);
-    for a large part of a workflow after A, whose path formulas grow too big to decide,
-    `_maybe_after` answers instead, more conservatively still."""
+    some path A → … → J has every job present. Decided per kind of pipeline: every
+    assignment of the workflow's atoms a pipeline can have (`_consistent`, which treats
+    regexes as independent: a wait may be reported for a combination no ref has, a possible
+    one is never missed). Over more than `_MAX_ATOMS` atoms, or formulas too big to evaluate
+    that often (`_MAX_WORK`), `_maybe_after` answers instead, more conservatively still."""
     nodes = wf.nodes
     index = {n.name: i for i, n in enumerate(nodes)}
     children: list[list[int]] = [[] for _ in nodes]
@@ -102,70 +101,60 @@ def approval_waits(wf: ir.Workflow, runs: dict[str, Cond]) -> list[ApprovalWait]
     for i in range(len(nodes) - 1, -1, -1):
         for c in children[i]:
             desc[i] |= (1 << c) | desc[c]
-
-    def members(bits: int) -> list[int]:
-        return [i for i in range(len(nodes)) if bits >> i & 1]
-
-    out: list[ApprovalWait] = []
-    for a, approval in enumerate(nodes):
-        run_a = runs[approval.name]
-        if approval.kind is not ir.NodeKind.APPROVAL or not satisfiable(run_a):
-            continue
-        below = members(desc[a])
-        # Nothing can wait without a job after the approval that may be absent while it runs.
-        maybe_absent = [k for k in below if not implies(run_a, nodes[k].exists)]
-        if not maybe_absent:
-            continue
-        path = _paths(nodes, index, a, below)
-        for j in below:
-            absent = [k for k in maybe_absent if desc[k] >> j & 1]
-            if not absent:
+    below = [[i for i in range(len(nodes)) if desc[a] >> i & 1] for a in range(len(nodes))]
+    # Approvals after which some job may be absent while the approval runs: nothing can wait
+    # behind the others.
+    candidates = [a for a, n in enumerate(nodes)
+                  if n.kind is ir.NodeKind.APPROVAL and satisfiable(runs[n.name])
+                  and any(not implies(runs[n.name], nodes[k].exists) for k in below[a])]
+    if not candidates:
+        return []
+    found = sorted(set().union(*(atoms(n.exists) for n in nodes),
+                               *(atoms(runs[nodes[a].name]) for a in candidates)), key=repr)
+    pipelines = _pipelines(found)
+    work = len(pipelines or ()) * sum(size(n.exists) for n in nodes)
+    if pipelines is None or work > _MAX_WORK:
+        return _conservative_waits(nodes, index, runs, candidates, below, desc)
+    waits: dict[tuple[int, int], set[int]] = {}
+    for v in pipelines:
+        present = [_holds(n.exists, v) for n in nodes]
+        # An approval GitHub skips (nobody waits for it) waits for nobody either.
+        running = [_holds(runs[n.name], v) for n in nodes]
+        for a in candidates:
+            if not _holds(runs[nodes[a].name], v):
                 continue
-            if path is None:
-                if not _maybe_after(nodes, index, j, a, absent):
-                    continue
-            else:
-                bad = all_of([run_a, nodes[j].exists, negate(path[j])])
-                if not satisfiable(bad):
-                    continue
-                # The ones that can be absent then (all of them, if none is shown to be).
-                absent = [k for k in absent
-                          if satisfiable(all_of([bad, negate(nodes[k].exists)]))] or absent
-            out.append(ApprovalWait(approval.name, nodes[j].name,
-                                    tuple(nodes[k].name for k in absent)))
+            reached = 1 << a  # through present jobs only
+            for x in below[a]:  # topological order
+                if present[x] and any(reached >> index[r] & 1 for r in nodes[x].requires):
+                    reached |= 1 << x
+            for j in below[a]:
+                if running[j] and not reached >> j & 1:
+                    waits.setdefault((a, j), set()).update(
+                        k for k in below[a] if desc[k] >> j & 1 and not present[k])
+    return [ApprovalWait(nodes[a].name, nodes[j].name,
+                         tuple(nodes[k].name for k in sorted(waits[(a, j)])))
+            for a, j in sorted(waits)]
+
+
+def _conservative_waits(nodes: tuple[ir.WorkflowNode, ...], index: dict[str, int],
+                        runs: dict[str, Cond], candidates: list[int], below: list[list[int]],
+                        desc: list[int]) -> list[ApprovalWait]:
+    out: list[ApprovalWait] = []
+    for a in candidates:
+        run_a = runs[nodes[a].name]
+        maybe_absent = [k for k in below[a] if not implies(run_a, nodes[k].exists)]
+        for j in below[a]:
+            absent = [k for k in maybe_absent if desc[k] >> j & 1]
+            if absent and _maybe_after(nodes, index, j, a, absent):
+                out.append(ApprovalWait(nodes[a].name, nodes[j].name,
+                                        tuple(nodes[k].name for k in absent)))
     return out
-
-
-_MAX_PATH_SIZE = 400  # nodes of one path formula: beyond, `_maybe_after` decides
-
-
-def _paths(nodes: tuple[ir.WorkflowNode, ...], index: dict[str, int], a: int,
-           below: list[int]) -> dict[int, Cond] | None:
-    """{x below node a: some path a → … → x has every node present (x included)}, or None
-    when a formula grows too big (they share subformulas, which `negate` would unfold)."""
-    path: dict[int, Cond] = {}
-    sizes: dict[int, int] = {}
-    for x in below:  # topological order
-        via: list[Cond] = []
-        size = 1
-        for r in nodes[x].requires:
-            i = index[r]
-            if i == a:
-                via.append(TRUE)
-            elif i in path:
-                via.append(path[i])
-                size += sizes[i]
-        if size > _MAX_PATH_SIZE:
-            return None
-        path[x] = all_of([nodes[x].exists, any_of(via)])
-        sizes[x] = size + 1
-    return path
 
 
 def _maybe_after(nodes: tuple[ir.WorkflowNode, ...], index: dict[str, int], j: int, a: int,
                  absent: list[int]) -> bool:
-    """The large-graph answer: some of `absent` (below a, above j) may be missing while j
-    exists, and no path a → … → j is made of nodes present whenever j is."""
+    """The answer over too many atoms: some of `absent` (below a, above j) may be missing
+    while j exists, and no path a → … → j is made of nodes present whenever j is."""
     if all(implies(nodes[j].exists, nodes[k].exists) for k in absent):
         return False
     cond = nodes[j].exists
@@ -183,7 +172,21 @@ def _maybe_after(nodes: tuple[ir.WorkflowNode, ...], index: dict[str, int], j: i
     return True
 
 
-_MAX_ATOMS = 12  # 4096 assignments; a condition over more atoms counts as satisfiable
+_MAX_ATOMS = 12  # 4096 assignments to try at most; beyond, answers are conservative
+_MAX_WORK = 1_000_000  # formula nodes evaluated by `approval_waits` (about a second)
+
+
+def _pipelines(found: list[Atom]) -> list[dict[Atom, bool]] | None:
+    """Every assignment of these atoms a pipeline can have (`_consistent`); None when there
+    are too many atoms to try."""
+    if len(found) > _MAX_ATOMS:
+        return None
+    out = []
+    for values in itertools.product((False, True), repeat=len(found)):
+        v = dict(zip(found, values, strict=True))
+        if _consistent(v):
+            out.append(v)
+    return out
 
 
 @functools.lru_cache(maxsize=4096)
@@ -195,14 +198,8 @@ def satisfiable(c: Cond) -> bool:
     as possible: a yes may be wrong, a no never is."""
     if isinstance(c, Const):
         return c.value
-    found = sorted(atoms(c), key=repr)
-    if len(found) > _MAX_ATOMS:
-        return True
-    for values in itertools.product((False, True), repeat=len(found)):
-        v = dict(zip(found, values, strict=True))
-        if _consistent(v) and _holds(c, v):
-            return True
-    return False
+    pipelines = _pipelines(sorted(atoms(c), key=repr))
+    return pipelines is None or any(_holds(c, v) for v in pipelines)
 
 
 def _consistent(v: dict[Atom, bool]) -> bool:

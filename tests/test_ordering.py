@@ -33,6 +33,7 @@ from cicompile import build_ir, compile_config
 from cicompile.conditions import And, IsKind, Match, Not, Pattern, RefKind, Trigger
 from cicompile.diagnostics import Diagnostics
 from cicompile.ir import Pipeline
+from cicompile.targets import approvals
 from cicompile.targets.approvals import approval_waits, github_existence, satisfiable
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -304,6 +305,35 @@ def test_residual_waits_are_decided_statically(entries: str,
     (wf,) = pipeline(text).workflows
     got = approval_waits(wf, github_existence(wf))
     assert [(w.approval, w.job, w.absent) for w in got] == waits
+
+
+def test_residual_waits_on_a_large_graph(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the approval, a ladder of diamonds, each rung reached through `x0` on some
+    branches and `y0` on the others (a wait on CircleCI too, never warned), 35 jobs: decided
+    quickly, the one real wait found."""
+    import time
+
+    lines = ["      - hold: {type: approval}",
+             "      - x0: {requires: [hold], filters: {branches: {ignore: dev}}}",
+             "      - y0: {requires: [hold], filters: {branches: {ignore: main}}}"]
+    for i in range(1, 16):
+        lines += [f"      - x{i}: {{requires: [x{i - 1}, y{i - 1}]}}",
+                  f"      - y{i}: {{requires: [x{i - 1}, y{i - 1}]}}"]
+    lines += ["      - k: {requires: [hold], filters: {branches: {only: main}}}",
+              "      - l", "      - j: {requires: [k, l]}"]
+    names = [line.split(":")[0].strip(" -") for line in lines]
+    (wf,) = pipeline(config("\n".join(lines) + "\n",
+                            **{n: "true" for n in names if n != "hold"})).workflows
+    start = time.perf_counter()
+    got = approval_waits(wf, github_existence(wf))
+    assert time.perf_counter() - start < 2
+    assert [(w.approval, w.job, w.absent) for w in got] == [("hold", "j", ("k",))]
+    # Past the work limit: the per-job check, which cannot see that some path is always
+    # there (it warns every rung), never misses the real wait.
+    monkeypatch.setattr(approvals, "_MAX_WORK", 0)
+    rough = approval_waits(wf, github_existence(wf))
+    assert ("hold", "j", ("k",)) in [(w.approval, w.job, w.absent) for w in rough]
+    assert len(rough) == 31
 
 
 def test_satisfiable_keeps_to_what_pipelines_obey() -> None:
