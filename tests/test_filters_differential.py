@@ -16,6 +16,7 @@ from cicompile import build_ir, compile_config
 from cicompile.conditions import RefKind, evaluate
 from cicompile.diagnostics import Diagnostics
 from cicompile.ir import Pipeline
+from cicompile.targets.base import on_scheduled_pipelines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -181,7 +182,7 @@ def test_runtime_workflow_conditions_match_reference(long_fuzz: bool) -> None:
         pipeline = build_ir(text, "c.yml", Diagnostics())
         assert isinstance(pipeline, Pipeline)
         (wf,) = pipeline.workflows
-        on_schedule = wf.reads_trigger  # what the targets run on a scheduled pipeline
+        on_schedule = on_scheduled_pipelines(pipeline, wf)  # what the targets run then
         expanded = expanded_config(text, "c.yml")
         for trigger, source in SOURCES:
             for kind, name in REFS:
