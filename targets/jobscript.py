@@ -97,6 +97,9 @@ def make_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        # The templates ship with the package: without this, every get_template (one per node)
+        # would stat the template file to see whether it changed.
+        auto_reload=False,
     )
     env.filters.update({"sh": sh, "glob": glob, "make_escape": make_escape})
     return env

@@ -40,7 +40,9 @@ def test_direct_representation_gives_the_representer_s_bytes() -> None:
 
     data = {"on": {"push": None}, "jobs": [{"run": s, "n": i, "ok": i % 2 == 0, "f": 1.5}
                                           for i, s in enumerate(_samples(300))],
-            "nested": {"a": [[], {}, [1, "2", "yes", "0x10", "~", ""]]}}
+            "nested": {"a": [[], {}, [1, "2", "yes", "0x10", "~", ""]]},
+            # Strings as list items and as keys (one-line ones take the inline path).
+            "items": _samples(300), "keys": {s: s for s in _samples(300)}}
     options: dict[str, Any] = {"sort_keys": False, "default_flow_style": False, "width": 100,
                                "allow_unicode": True, "indent": 2}
     assert yaml.dump(data, Dumper=yamldump._Dumper, **options) == \
@@ -221,3 +223,160 @@ def test_c_string_table_gives_the_loop_s_words() -> None:
         if quoted.startswith("$'"):
             assert quoted == loop(s), repr(s)
     assert jobscript.sh("a\nb\0c\x7f'\\") == loop("a\nb\0c\x7f'\\")
+
+
+def _yaml_inputs() -> list[Any]:
+    from pathlib import Path
+
+    golden = Path(__file__).parent.parent / "golden"
+    corpus = Path(__file__).parent.parent.parent / "shared" / "corpus" / "circleci"
+    return [*sorted(golden.glob("*/input.yml")), *sorted(corpus.glob("*.yml"))]
+
+
+# Anchors and aliases at every depth: shared scalars and collections, a recursive alias, a
+# "billion laughs", a document nested past the walk's depth bound with a shared scalar.
+_DEEP = "a: &s x\nb: " + "[" * 520 + "*s" + "]" * 520 + "\n"
+_ALIAS_DOCS = [
+    "a: &x [1, 2, &y {k: v}]\nb: *x\nc: [*x, *y, *x]\nd: {*y : 1}\n",
+    "a: &r [1, *r]\n",
+    "a: &a [x, x, x]\nb: &b [*a, *a, *a]\nc: &c [*b, *b, *b]\nd: [*c, *c, *c, *c]\n",
+    _DEEP,
+    "a: " + "[" * 520 + "&s x" + "]" * 520 + "\nb: *s\n",
+    "k: &k key\n*k : v\nl: [*k, *k]\n",
+]
+
+
+def _expanded_size_plain(root: Any, limit: int) -> int:
+    """The walk _expanded_size replaced (one call per node, scalars included)."""
+    from yaml.nodes import MappingNode, SequenceNode
+
+    memo: dict[int, int] = {}
+
+    def size(node: Any, depth: int) -> int:
+        if id(node) in memo:
+            return memo[id(node)]
+        if depth > 500:
+            return limit + 1
+        memo[id(node)] = limit + 1
+        total = 1
+        if isinstance(node, SequenceNode):
+            for child in node.value:
+                total += size(child, depth + 1)
+                if total > limit:
+                    break
+        elif isinstance(node, MappingNode):
+            for k, v in node.value:
+                total += size(k, depth + 1) + size(v, depth + 1)
+                if total > limit:
+                    break
+        memo[id(node)] = total
+        return total
+
+    return size(root, 0)
+
+
+def test_expanded_size_counts_scalars_inline_as_the_plain_walk() -> None:
+    """The alias bound counts scalar children without a call; below the limit it gives the
+    plain walk's count, above it the same verdict (the count past the limit may differ)."""
+    from cicompile.frontend.yaml_loader import _compose, _expanded_size
+
+    texts = [f.read_text() for f in _yaml_inputs()] + _ALIAS_DOCS
+    roots = []
+    for text in texts:
+        try:
+            roots.append(_compose(text))
+        except yaml.YAMLError:
+            continue
+    assert len(roots) > 90
+    for root in roots:
+        if root is None:
+            continue
+        for limit in (5, 40, 1_000, 250_000):
+            plain, fast = _expanded_size_plain(root, limit), _expanded_size(root, limit)
+            assert (plain > limit) == (fast > limit)
+            if plain <= limit:
+                assert plain == fast
+
+
+def test_str_scalar_fast_path_builds_what_the_general_rule_gives() -> None:
+    """The builder's path for `str`-tagged scalars gives each scalar the value, text, quoting
+    and position the general scalar rule gives (checked against the composed nodes)."""
+    from cicompile.diagnostics import Diagnostics, Span
+    from cicompile.frontend import yaml_loader as yl
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    checked = 0
+    seen: set[int] = set()
+
+    def walk(cnode: Any, ynode: Any) -> None:
+        nonlocal checked
+        if id(cnode) in seen:  # an alias: checked where first met (the builder shares it)
+            assert ynode is built[id(cnode)]
+            return
+        seen.add(id(cnode))
+        built[id(cnode)] = ynode
+        if isinstance(cnode, ScalarNode):
+            general = (cnode.value if cnode.tag == yl._STR_TAG
+                       or cnode.style in yl._QUOTED_STYLES else yl._scalar_value(cnode))
+            mark = cnode.start_mark
+            assert isinstance(ynode, yl.YScalar)
+            assert (ynode.value, ynode.text, ynode.quoted, ynode.span) == (
+                general, cnode.value, cnode.style is not None,
+                Span("c.yml", mark.line + 1, mark.column + 1))
+            assert type(ynode.value) is type(general)
+            checked += 1
+        elif isinstance(cnode, SequenceNode):
+            for c, y in zip(cnode.value, ynode.items, strict=True):
+                walk(c, y)
+        elif isinstance(cnode, MappingNode):
+            # Merge keys and duplicates reorder pairs: only maps without them are paired up.
+            if any(k.tag == yl._MERGE_TAG for k, _ in cnode.value):
+                return
+            if len(cnode.value) != len(ynode.pairs):
+                return
+            for (ck, cv), (yk, yv) in zip(cnode.value, ynode.pairs, strict=True):
+                walk(ck, yk)
+                walk(cv, yv)
+
+    for text in [f.read_text() for f in _yaml_inputs()] + _ALIAS_DOCS:
+        try:
+            root = yl._compose(text)
+        except yaml.YAMLError:
+            continue
+        if root is None:
+            continue
+        if yl._expanded_size(root, yl.MAX_EXPANDED_NODES) > yl.MAX_EXPANDED_NODES:
+            continue  # load_yaml refuses it before building (a recursive alias would not end)
+        seen.clear()
+        built: dict[int, Any] = {}
+        walk(root, yl._Builder("c.yml", Diagnostics()).build(root))
+    assert checked > 20_000
+
+
+def test_templated_tests_scalar_children_inline_as_the_recursion() -> None:
+    """`templated` tests scalar children without a call: for every collection of every 2.1
+    input it answers what the plain recursion answers."""
+    from cicompile.diagnostics import Diagnostics
+    from cicompile.frontend import expand
+    from cicompile.frontend.yaml_loader import YMap, YScalar, YSeq, load_yaml
+
+    def plain(node: Any) -> bool:
+        if isinstance(node, YScalar):
+            return isinstance(node.value, str) and "<<" in node.text
+        if isinstance(node, YSeq):
+            return any(plain(i) for i in node.items)
+        return any(plain(k) or plain(v) for k, v in node.pairs)
+
+    answers = set()
+    for f in _v21_inputs():
+        root = load_yaml(f.read_text(), "c.yml", Diagnostics())
+        expander = expand._Expander(Diagnostics())
+        stack: list[Any] = [root]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, YSeq | YMap):
+                answers.add(expander.templated(node))
+                assert expander.templated(node) == plain(node)
+                stack.extend(node.items if isinstance(node, YSeq)
+                             else [x for pair in node.pairs for x in pair])
+    assert answers == {True, False}

@@ -417,10 +417,21 @@ class _Expander:
         if known is not None and known[0] is node:
             return known[1]
         templated = self.templated
+        found = False
+        # Scalar children (most of them) tested here, as above, instead of a call each.
         if isinstance(node, YSeq):
-            found = any(templated(i) for i in node.items)
+            for i in node.items:
+                if (("<<" in i.text and isinstance(i.value, str)) if type(i) is YScalar
+                        else templated(i)):
+                    found = True
+                    break
         else:
-            found = any(templated(k) or templated(v) for k, v in node.pairs)
+            for k, v in node.pairs:
+                if (("<<" in k.text and isinstance(k.value, str))
+                        or (("<<" in v.text and isinstance(v.value, str))
+                            if type(v) is YScalar else templated(v))):
+                    found = True
+                    break
         self._templated[id(node)] = (node, found)
         return found
 

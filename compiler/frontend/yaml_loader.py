@@ -141,14 +141,15 @@ class MemoisedResolver:
         cls._scalar_tags = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if kind is MappingNode:
-            return yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
-        if kind is SequenceNode:
-            return yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
+        if kind is not ScalarNode:  # scalars, most of the calls, first
+            if kind is MappingNode:
+                return _DEFAULT_MAPPING_TAG
+            if kind is SequenceNode:
+                return _DEFAULT_SEQUENCE_TAG
         # BaseResolver.resolve: only a plain scalar (`implicit[0]`) is typed by its text, and
         # then `implicit[1]` no longer matters; any other scalar is a string.
         if not implicit[0]:
-            return yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
+            return _DEFAULT_SCALAR_TAG
         tag = self._scalar_tags.get(value)
         if tag is None:
             tag = _resolve(self, kind, value, implicit)
@@ -159,6 +160,9 @@ class MemoisedResolver:
 
 
 _resolve: Any = yaml.resolver.BaseResolver.resolve
+_DEFAULT_MAPPING_TAG = yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG
+_DEFAULT_SEQUENCE_TAG = yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG
+_DEFAULT_SCALAR_TAG = yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG
 _CBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -221,7 +225,37 @@ def _expanded_size(root: Node, limit: int) -> int:
             return limit + 1
         memo[key] = limit + 1  # a cycle (recursive alias) counts as unbounded
         total = 1
-        if isinstance(node, SequenceNode):
+        kind = node.__class__
+        if kind is ScalarNode:
+            pass
+        elif depth < 500:
+            # Most children are scalars, whose size is 1: counted here (and memoised, as the
+            # call would) instead of a call each.
+            down = depth + 1
+            if kind is SequenceNode:
+                for child in node.value:
+                    if child.__class__ is ScalarNode:
+                        memo[id(child)] = 1
+                        total += 1
+                    else:
+                        total += size(child, down)
+                        if total > limit:
+                            break
+            elif kind is MappingNode:
+                for k, v in node.value:
+                    if k.__class__ is ScalarNode:
+                        memo[id(k)] = 1
+                        total += 1
+                    else:
+                        total += size(k, down)
+                    if v.__class__ is ScalarNode:
+                        memo[id(v)] = 1
+                        total += 1
+                    else:
+                        total += size(v, down)
+                    if total > limit:
+                        break
+        elif isinstance(node, SequenceNode):
             for child in node.value:
                 total += size(child, depth + 1)
                 if total > limit:
@@ -248,6 +282,14 @@ class _Builder:
         if cached is not None:
             return cached
         tag = node.tag
+        if tag == _STR_TAG and node.__class__ is ScalarNode:
+            # Most nodes (every key, most values): the general path below, minus its tests.
+            mark = node.start_mark
+            text = node.value
+            scalar = self.cache[id(node)] = YScalar(
+                text, text, Span(self.path, mark.line + 1, mark.column + 1),
+                node.style is not None)
+            return scalar
         if tag not in _STANDARD_TAGS:
             # Safe loading: application tags (`!!python/...`, `!Ref`) are never constructed.
             self.diags.error("yaml-tag", f"unsupported YAML tag {tag!r}", _span(self.path, node))
@@ -290,7 +332,7 @@ class _Builder:
                     merged.extend(built.pairs)
                 continue
             key = build(knode)
-            if not isinstance(key, YScalar):
+            if type(key) is not YScalar:
                 self.diags.error(
                     "yaml-key", "mapping keys must be plain scalars", _span(self.path, knode)
                 )
@@ -300,7 +342,7 @@ class _Builder:
         seen: dict[str, int] = {}
         pairs: list[tuple[YScalar, YNode]] = []
         for key, value in explicit:
-            name = key.as_str()
+            name = key.text if key.value is not None or key.quoted else ""  # key.as_str()
             if name in seen:
                 self.diags.warning(
                     "duplicate-key",
