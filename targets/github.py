@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -516,9 +517,13 @@ class _JobEmitter:
                        " ~/project; fi",
             })
         if needs_shim(job):
-            steps.append(_shim_step())
+            steps.append(_path_install_step("circleci-shim", "Install the circleci CLI shim",
+                                            install_script))
         if any(isinstance(s, ir.Run) and self.watched(job, s, warn=False) for s in job.steps):
-            steps.append(_watch_step())
+            steps.append(_path_install_step(
+                "cicompile-watch",
+                "Install the step watchdog (no_output_timeout, max_auto_reruns)",
+                install_watch_command))
         first = len(steps)
         for step in job.steps:
             steps.extend(self.step(job, step))
@@ -777,21 +782,13 @@ class _JobEmitter:
         return out
 
 
-# The same step in every job that needs it: one object, so the workflow file holds its text
-# once (`&circleci-shim`) and the other jobs the alias (`- *circleci-shim`).
+# The same step in every job that needs it: one object per anchor, so the workflow file holds
+# its text once (`&circleci-shim`) and the other jobs the alias (`- *circleci-shim`).
 @cache
-def _shim_step() -> dict[str, Any]:
-    return anchored("circleci-shim", {
-        "name": "Install the circleci CLI shim",
-        "run": install_script(f'"{SHIM_DIR}"') + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
-    })
-
-
-@cache
-def _watch_step() -> dict[str, Any]:
-    return anchored("cicompile-watch", {
-        "name": "Install the step watchdog (no_output_timeout, max_auto_reruns)",
-        "run": install_watch_command(f'"{SHIM_DIR}"') + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
+def _path_install_step(anchor: str, name: str, install: Callable[[str], str]) -> dict[str, Any]:
+    return anchored(anchor, {
+        "name": name,
+        "run": install(f'"{SHIM_DIR}"') + f'echo "{SHIM_DIR}" >> "$GITHUB_PATH"\n',
     })
 
 
