@@ -10,10 +10,21 @@ from __future__ import annotations
 
 import io
 import re
+from collections import deque
 from typing import Any, overload
 
 import yaml
 from cicompile.frontend.yaml_loader import MemoisedResolver
+from yaml.events import (
+    AliasEvent,
+    DocumentEndEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 
 # libyaml's emitter (5-10x faster than PyYAML's Python one); both write block sequences
 # "indentless" (`key:` then `- item` at the same column), so the output is the same either way.
@@ -160,13 +171,147 @@ def _name_anchors(text: str, dumper: _Dumper) -> str:
     return _LIBYAML_ANCHOR.sub(lambda m: m[1] + names[m[2]], text)
 
 
+# Events that carry no data: one object serves every node (the emitter only reads them).
+_DOCUMENT_START = DocumentStartEvent(explicit=False)
+_DOCUMENT_END = DocumentEndEvent(explicit=False)
+_MAPPING_START = MappingStartEvent(None, _MAP_TAG, True, flow_style=False)
+_MAPPING_END = MappingEndEvent()
+_SEQUENCE_START = SequenceStartEvent(None, _SEQ_TAG, True, flow_style=False)
+_SEQUENCE_END = SequenceEndEvent()
+# text → its scalar event when it is a plain `str` value (no anchor): the event depends on the
+# text alone, and the same keys and values recur across jobs, files and configs.
+_STR_EVENTS: dict[str, ScalarEvent] = {}
+_SCALAR = yaml.ScalarNode
+
+
+class _Unsupported(Exception):
+    """A value the event walk does not write itself (a set, a tuple…): the document then takes
+    the representer's route."""
+
+
+def _str_event(dumper: _Dumper, text: str) -> ScalarEvent:
+    # What CEmitter.serialize makes of the string's ScalarNode: implicit flags from the
+    # emitter's two `resolve` questions (a quoted string is always a str).
+    plain = dumper.resolve(_SCALAR, text, (True, False)) == _STR_TAG
+    return ScalarEvent(None, _STR_TAG, (plain, True), text, style="|" if _literal(text) else None)
+
+
+def _node_event(dumper: _Dumper, node: yaml.Node) -> ScalarEvent:
+    if type(node) is not _SCALAR:
+        raise _Unsupported
+    tag, value = node.tag, node.value
+    implicit = (dumper.resolve(_SCALAR, value, (True, False)) == tag,
+                dumper.resolve(_SCALAR, value, (False, True)) == tag)
+    return ScalarEvent(None, tag, implicit, value, style=node.style)
+
+
+def _events(dumper: _Dumper, data: Any) -> list[Any]:
+    """The events `dumper.represent(data)` has libyaml's serializer emit, built from the data
+    in one walk: no node tree, no `resolve` callback per scalar, and one event object per
+    distinct string (`_STR_EVENTS`).
+
+    Anchors as the serializer gives them: an anchored value seen again becomes an alias (not
+    walked again) and its first event gets the anchor `idNNN`, numbered in the order of these
+    second sightings (the order of CEmitter's anchor pass); `anchored_uses` is kept as the
+    representer keeps it, for `_name_anchors`."""
+    out: list[Any] = [_DOCUMENT_START]
+    add = out.append
+    memo = _STR_EVENTS
+    if len(memo) > 50_000:  # bounded: a long-running process stays small
+        memo.clear()
+    uses: dict[int, list[Any]] = {}
+    dumper.anchored_uses = uses
+    firsts: dict[int, Any] = {}  # id → the first event of an anchored value
+    names: dict[int, str] = {}
+
+    def string(text: str) -> None:
+        event = memo.get(text)
+        if event is None:
+            event = memo[text] = _str_event(dumper, text)
+        add(event)
+
+    def walk(value: Any) -> None:
+        kind = type(value)
+        if kind is str:
+            string(value)
+        elif kind is dict:
+            add(_MAPPING_START)
+            # Keys and most values are strings seen before: their events without a call.
+            for k, v in value.items():
+                if type(k) is str and (event := memo.get(k)) is not None:
+                    add(event)
+                else:
+                    walk(k)
+                if type(v) is str and (event := memo.get(v)) is not None:
+                    add(event)
+                else:
+                    walk(v)
+            add(_MAPPING_END)
+        elif kind is list:
+            add(_SEQUENCE_START)
+            for item in value:
+                if type(item) is str and (event := memo.get(item)) is not None:
+                    add(event)
+                else:
+                    walk(item)
+            add(_SEQUENCE_END)
+        elif kind is AnchoredStr or kind is AnchoredDict:
+            key = id(value)
+            seen = uses.get(key)
+            if seen is not None:
+                seen[1] += 1
+                name = names.get(key)
+                if name is None:
+                    name = names[key] = f"id{len(names) + 1:03d}"
+                    firsts[key].anchor = name
+                add(AliasEvent(name))
+                return
+            uses[key] = [value, 1]
+            if kind is AnchoredStr:
+                add(firsts.setdefault(key, _str_event(dumper, str(value))))
+                return
+            add(firsts.setdefault(key, MappingStartEvent(None, _MAP_TAG, True,
+                                                         flow_style=False)))
+            for k, v in value.items():
+                walk(k)
+                walk(v)
+            add(_MAPPING_END)
+        elif kind is Verbatim:
+            add(_node_event(dumper, _verbatim_representer(dumper, value)))
+        else:  # None, booleans, numbers, dates: the representer's scalar node
+            add(_node_event(dumper, dumper.represent_data(value)))
+
+    walk(data)
+    add(_DOCUMENT_END)
+    return out
+
+
+def _new_dumper(stream: io.StringIO) -> _Dumper:
+    return _Dumper(stream, sort_keys=False, default_flow_style=False, width=100,
+                   allow_unicode=True, indent=2)
+
+
 def dump_yaml(data: Any, header: str = "") -> str:
+    return _dump(data, header, events=True)
+
+
+def _dump(data: Any, header: str, *, events: bool) -> str:
+    """`events`: libyaml's emitter fed the events of `_events`; otherwise (and for a value that
+    walk does not write) the representer's node tree through libyaml's serializer. Both give
+    the same bytes (tests/test_fast_paths.py)."""
     stream = io.StringIO()
-    dumper = _Dumper(stream, sort_keys=False, default_flow_style=False, width=100,
-                     allow_unicode=True, indent=2)
+    dumper = _new_dumper(stream)
     try:
         dumper.open()
-        dumper.represent(data)
+        try:
+            if not events:
+                raise _Unsupported
+            todo = _events(dumper, data)
+        except _Unsupported:
+            dumper.__dict__.pop("anchored_uses", None)
+            dumper.represent(data)
+        else:
+            deque(map(dumper.emit, todo), maxlen=0)  # the loop in C
         dumper.close()
     finally:
         dumper.dispose()

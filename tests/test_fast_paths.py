@@ -380,3 +380,44 @@ def test_templated_tests_scalar_children_inline_as_the_recursion() -> None:
                 stack.extend(node.items if isinstance(node, YSeq)
                              else [x for pair in node.pairs for x in pair])
     assert answers == {True, False}
+
+
+def test_event_walk_gives_the_serializer_s_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dump_yaml feeds libyaml's emitter events built from the data; the representer's node
+    tree through libyaml's serializer (the route it replaced) gives the same text for every
+    document the YAML targets write for the golden and corpus inputs, and for values the
+    targets rarely or never write (anchors in keys and nested anchors, numbers, dates, a
+    Verbatim, a set: that one takes the node route whole)."""
+    import datetime
+
+    from cicompile import compile_config
+    from cicompile.targets import circleci, github, gitlab
+
+    docs: list[tuple[Any, str]] = []
+
+    def capture(data: Any, header: str = "") -> str:
+        docs.append((data, header))
+        return yamldump.dump_yaml(data, header)
+
+    for module in (github, gitlab, circleci):
+        monkeypatch.setattr(module, "dump_yaml", capture)
+    for f in _yaml_inputs():
+        for target in ("github", "gitlab", "circleci"):
+            compile_config(f.read_text(errors="replace"), target, path=str(f))
+    assert len(docs) > 300
+    lib = yamldump.anchored("lib", "a\nb\n")
+    step = yamldump.anchored("step", {"run": lib, "n": "x"})
+    once = yamldump.anchored("once", {"k": "v"})
+    docs.append(({"a": [step, lib, once], "b": [step, step, {lib: lib}], "c": lib}, "h"))
+    # Seen again in the other order, and a lookalike keeps libyaml's names: their numbers show.
+    other = yamldump.anchored("other", "c\nd\n")
+    docs.append(({"a": [lib, other], "b": [other, lib], "z": "echo *id001"}, ""))
+    docs.append(({"n": [None, True, False, 0, -3, 1.5, float("inf"), 10**20, "", "~", "yes",
+                        "0x1f", "1e3", "12:30", "é\n", datetime.date(2024, 1, 2),
+                        yamldump.Verbatim("3.10", "tag:yaml.org,2002:float"),
+                        yamldump.Verbatim("x", "tag:yaml.org,2002:int")],
+                  "s": {"set"}}, ""))
+    docs.append(({"n": [1, [2, {3: None}]], **{s: [s] for s in _samples(300)}}, ""))
+    for data, header in docs:
+        assert yamldump._dump(data, header, events=True) == \
+            yamldump._dump(data, header, events=False)
