@@ -10,11 +10,13 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterable
 from dataclasses import field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cicompile.diagnostics import ConfigError, Diagnostic, Diagnostics
 from cicompile.records import dataclass
+
+if TYPE_CHECKING:
+    from pathlib import Path  # annotations only: pathlib is no start-up cost
 
 __version__ = "0.1.0"
 

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from cicompile import Result, __version__, compile_targets
 from cicompile.diagnostics import Diagnostic, render_github, render_json, render_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TARGETS = ("github", "gitlab", "make", "shell", "circleci")
 # `--target all`: the migration targets (`circleci`, the processed config, is no migration).
 ALL_TARGETS = ("github", "gitlab", "make", "shell")
 # Registry orbs' sources (docs/orbs.md); `cicompile orbs fetch` fills such a directory.
 ORB_DIR_OPTION = click.option(
-    "--orb-dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+    "--orb-dir", type=click.Path(file_okay=False, exists=True),
     help="Read registry orbs (ns/orb@version) from this directory (see `cicompile orbs fetch`).")
 
 EPILOG = """\b
@@ -38,9 +41,11 @@ Diagnostics go to stderr as `path:line:col: severity: message [code]`.
 """
 
 
-def _write_atomically(path: Path, text: str, mode: int | None = None) -> None:
+def _write_atomically(where: str | Path, text: str, mode: int | None = None) -> None:
     import tempfile  # imported here: it pulls in shutil, random, bz2, lzma (cold start)
+    from pathlib import Path
 
+    path = Path(where)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -55,13 +60,14 @@ def _write_atomically(path: Path, text: str, mode: int | None = None) -> None:
         raise
 
 
-def _diff_against(output_dir: Path, files: dict[str, str]) -> bool:
+def _diff_against(output_dir: str, files: dict[str, str]) -> bool:
     """Print a unified diff of each file under output_dir against what would be generated."""
     import difflib
+    from pathlib import Path
 
     changed = False
     for rel, new in sorted(files.items()):
-        path = output_dir / rel
+        path = Path(output_dir) / rel
         try:
             old = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -96,6 +102,20 @@ def _colour() -> bool:
     return sys.stderr.isatty() and not os.environ.get("NO_COLOR")
 
 
+def _pathlib_text(path: str) -> str:
+    """`str(pathlib.Path(path))` without importing pathlib (and with it urllib.parse and
+    ipaddress) on every start: repeated and trailing slashes and `.` parts dropped, a leading
+    `//` kept. Diagnostics and outputs name the config as pathlib printed it."""
+    rel = path.lstrip("/")
+    lead = len(path) - len(rel)
+    root = "//" if lead == 2 else "/" if lead else ""
+    return root + "/".join(p for p in rel.split("/") if p and p != ".") or "."
+
+
+def _as_pathlib_shows(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value is None else _pathlib_text(value)
+
+
 class _DefaultGroup(click.Group):
     """`cicompile ARGS` means `cicompile compile ARGS` unless ARGS start with a subcommand."""
 
@@ -121,7 +141,7 @@ def main() -> None:
 @click.option("-t", "--target", "targets", type=click.Choice([*TARGETS, "all"]), multiple=True,
               required=True, help="What to generate (repeatable; `all`: github, gitlab, make"
               " and shell). Several targets share one front-end run.")
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False),
               help="Write files under this directory instead of printing them.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
               show_default=True, help="How diagnostics are printed on stderr.")
@@ -132,7 +152,7 @@ def main() -> None:
               help="With -o: print what would change there, without writing or failing.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Set a 2.1 pipeline parameter (repeatable); typed by its declaration.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--report", "report_path", type=click.Path(dir_okay=False),
               help="Write a Markdown migration report (manual tasks, secrets, approximations).")
 @click.option("--schedule", "schedules", multiple=True, metavar="NAME=CRON",
               help="A CircleCI schedule trigger of the project settings (repeatable): its"
@@ -142,23 +162,24 @@ def main() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
 @ORB_DIR_OPTION
 @click.option("--runner-map", "runner_map_path",
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              type=click.Path(dir_okay=False, exists=True), callback=_as_pathlib_shows,
               help="YAML rules that override the default GitHub runners / GitLab tags"
               " (schema: docs/targets.md).")
-@click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("config", type=click.Path(dir_okay=False, allow_dash=True),
+                callback=_as_pathlib_shows)
 def compile_command(
     targets: tuple[str, ...],
-    output_dir: Path | None,
+    output_dir: str | None,
     fmt: str,
     check: bool,
     show_diff: bool,
-    report_path: Path | None,
+    report_path: str | None,
     params: tuple[str, ...],
     quiet: bool,
     verbose: bool,
-    config: Path,
-    orb_dir: Path | None = None,
-    runner_map_path: Path | None = None,
+    config: str,
+    orb_dir: str | None = None,
+    runner_map_path: str | None = None,
     schedules: tuple[str, ...] = (),
 ) -> None:
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
@@ -169,20 +190,17 @@ def compile_command(
     if report_path is not None and len(chosen) > 1:
         raise click.UsageError("--report describes the migration to one target: give one"
                                " --target")
-    if str(config) == "-":
+    if config == "-":
         text, shown = sys.stdin.read(), "<stdin>"
     else:
-        try:
-            text = config.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise click.UsageError(f"cannot read {config}: {exc}") from exc
-        shown = str(config)
+        text, shown = _read(config), config
     pipeline_params = _params(params)
     declared = _schedules(schedules)
     runner_map = _runner_map(runner_map_path, fmt) if runner_map_path is not None else None
     try:
         results = compile_targets(text, chosen, path=shown, pipeline_params=pipeline_params,
-                                  orb_dir=orb_dir, runner_map=runner_map, schedules=declared)
+                                  orb_dir=_as_path(orb_dir), runner_map=runner_map,
+                                  schedules=declared)
     except Exception as exc:  # a bug in cicompile, not in the config
         if os.environ.get("CICOMPILE_DEBUG"):
             raise
@@ -204,11 +222,13 @@ def compile_command(
     if report_path is not None:
         _write_atomically(report_path, results[chosen[0]].report())
     if output_dir is not None:
+        from pathlib import Path
+
         for rel, content in sorted(files.items()):
             mode = 0o755 if rel.endswith(".sh") else None
-            _write_atomically(output_dir / rel, content, mode)
+            _write_atomically(Path(output_dir) / rel, content, mode)
             if verbose:
-                click.echo(f"wrote {output_dir / rel}", err=True)
+                click.echo(f"wrote {Path(output_dir) / rel}", err=True)
         return
     if len(files) == 1:
         click.echo(next(iter(files.values())), nl=False)
@@ -241,9 +261,10 @@ def _merged_diagnostics(results: dict[str, Result]) -> list[Diagnostic]:
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Set a 2.1 pipeline parameter (repeatable).")
 @ORB_DIR_OPTION
-@click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-def graph_command(fmt: str, params: tuple[str, ...], config: Path,
-                  orb_dir: Path | None = None) -> None:
+@click.argument("config", type=click.Path(dir_okay=False, allow_dash=True),
+                callback=_as_pathlib_shows)
+def graph_command(fmt: str, params: tuple[str, ...], config: str,
+                  orb_dir: str | None = None) -> None:
     """Draw each workflow's job graph: approvals as distinct shapes, filters as labels,
     edges implied by others (dropped from `needs`) dashed."""
     from cicompile import build_ir
@@ -251,11 +272,11 @@ def graph_command(fmt: str, params: tuple[str, ...], config: Path,
     from cicompile.graph import to_dot, to_mermaid
     from cicompile.ir import Pipeline
 
-    text = sys.stdin.read() if str(config) == "-" else _read(config)
+    text = sys.stdin.read() if config == "-" else _read(config)
     diags = Diagnostics()
     try:
-        pipeline = build_ir(text, str(config), diags, pipeline_params=_params(params),
-                            orb_dir=orb_dir)
+        pipeline = build_ir(text, config, diags, pipeline_params=_params(params),
+                            orb_dir=_as_path(orb_dir))
     except ConfigError:
         click.echo(render_text(diags.sorted()), err=True, nl=False)
         sys.exit(1)
@@ -263,14 +284,14 @@ def graph_command(fmt: str, params: tuple[str, ...], config: Path,
     click.echo(to_dot(pipeline) if fmt == "dot" else to_mermaid(pipeline), nl=False)
 
 
-def _runner_map(path: Path, fmt: str) -> object:
+def _runner_map(path: str, fmt: str) -> object:
     """The parsed --runner-map; a bad file prints positioned errors and exits 1."""
     from cicompile.diagnostics import ConfigError, Diagnostics
     from cicompile.targets.runners import load_runner_map
 
     diags = Diagnostics()
     try:
-        return load_runner_map(_read(path), str(path), diags)
+        return load_runner_map(_read(path), path, diags)
     except ConfigError:
         click.echo(_render(diags.sorted(), fmt), err=True, nl=False)
         sys.exit(1)
@@ -308,24 +329,34 @@ def _schedules(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(out.items())
 
 
-def _read(config: Path) -> str:
+def _read(config: str) -> str:
     try:
-        return config.read_text(encoding="utf-8")
+        with open(config, encoding="utf-8") as f:
+            return f.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise click.UsageError(f"cannot read {config}: {exc}") from exc
+
+
+def _as_path(value: str | None) -> Path | None:
+    """click gives paths as str: pathlib (which imports urllib.parse and ipaddress) is loaded
+    only where a Path is needed, not on the start-up path of every run (cold start)."""
+    if value is None:
+        return None
+    from pathlib import Path
+
+    return Path(value)
 
 
 @main.command("audit", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-t", "--target", "targets", type=click.Choice(TARGETS), multiple=True,
               help="Targets to compile for (repeatable; default: all).")
-@click.option("--markdown", "md_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False),
               help="Also write the summary as Markdown.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--json", "json_path", type=click.Path(dir_okay=False),
               help="Also write the full results as JSON.")
-@click.argument("paths", nargs=-1, required=True,
-                type=click.Path(exists=True, path_type=Path))
-def audit_command(targets: tuple[str, ...], md_path: Path | None, json_path: Path | None,
-                  paths: tuple[Path, ...]) -> None:
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+def audit_command(targets: tuple[str, ...], md_path: str | None, json_path: str | None,
+                  paths: tuple[str, ...]) -> None:
     """Compile many configs (files, or folders holding .circleci/config.yml) and summarise:
     jobs, workflows, approximated and unsupported constructs, manual tasks. One bad config
     never stops the batch; the exit status is 1 if any config did not compile."""
@@ -340,7 +371,7 @@ def audit_command(targets: tuple[str, ...], md_path: Path | None, json_path: Pat
 
     # By default the migration targets only: `circleci` (the processed config) is no migration.
     chosen = list(targets) or [t for t in TARGETS if t != "circleci"]
-    configs = find_configs(list(paths))
+    configs = find_configs([p for p in map(_as_path, paths) if p is not None])
     if not configs:
         raise click.UsageError("no CircleCI config found under the given paths")
     audits = []
@@ -364,28 +395,31 @@ def orbs_group() -> None:
 
 
 @orbs_group.command("fetch", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--orb-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+@click.option("--orb-dir", required=True, type=click.Path(file_okay=False),
               help="Where to write the orb sources and orbs.lock (created if missing).")
 @click.option("--registry", default="https://circleci.com", show_default=True,
               help="The orb registry (its GraphQL API is REGISTRY/graphql-unstable).")
-@click.argument("config", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
-def orbs_fetch_command(orb_dir: Path, registry: str, config: Path) -> None:
+@click.argument("config", type=click.Path(dir_okay=False, allow_dash=True),
+                callback=_as_pathlib_shows)
+def orbs_fetch_command(orb_dir: str, registry: str, config: str) -> None:
     """Download the source of every registry orb CONFIG imports (and the orbs those import)
     into ORB_DIR as packed YAML, and record version and sha256 in ORB_DIR/orbs.lock."""
+    from pathlib import Path
+
     from cicompile.diagnostics import ConfigError, Diagnostics
     from cicompile.frontend.yaml_loader import YMap, load_yaml
     from cicompile.orbfetch import FetchError, fetch_orbs, orb_refs
 
-    text = sys.stdin.read() if str(config) == "-" else _read(config)
+    text = sys.stdin.read() if config == "-" else _read(config)
     diags = Diagnostics()
     try:
-        root = load_yaml(text, str(config), diags)
+        root = load_yaml(text, config, diags)
     except ConfigError:
         click.echo(render_text(diags.sorted()), err=True, nl=False)
         sys.exit(1)
     refs, skipped = orb_refs(root) if isinstance(root, YMap) else ([], [])
     try:
-        result = fetch_orbs(refs, orb_dir, registry)
+        result = fetch_orbs(refs, Path(orb_dir), registry)
     except (FetchError, OSError) as exc:
         click.echo(f"{config}: error: {exc} [orb-fetch]", err=True)
         sys.exit(1)
@@ -393,4 +427,4 @@ def orbs_fetch_command(orb_dir: Path, registry: str, config: Path) -> None:
         click.echo(f"{config}: warning: orb {ref!r} is not a fixed `ns/name@version`; not"
                    " fetched [orb-fetch]", err=True)
     for f in result.fetched:
-        click.echo(f"fetched {f.ref} ({f.version}) -> {orb_dir / f.file}", err=True)
+        click.echo(f"fetched {f.ref} ({f.version}) -> {Path(orb_dir) / f.file}", err=True)

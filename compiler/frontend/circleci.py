@@ -10,7 +10,7 @@ import math
 import re
 import shlex
 from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cicompile import ir
 from cicompile.conditions import Pattern
@@ -18,6 +18,9 @@ from cicompile.diagnostics import ConfigError, Diagnostics, Span
 from cicompile.frontend.cache_key import parse_cache_key
 from cicompile.frontend.expression import filter_expression, reads_trigger, workflow_condition
 from cicompile.frontend.yaml_loader import YMap, YNode, YScalar, YSeq, load_yaml
+
+if TYPE_CHECKING:
+    from pathlib import Path  # annotations only: pathlib is no start-up cost
 
 TOP_LEVEL_KEYS = {"version", "jobs", "workflows", "orbs", "commands", "executors",
                   "parameters", "setup", "job-groups", "description", "display"}
