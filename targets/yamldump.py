@@ -83,6 +83,7 @@ _LIBYAML_ANCHOR = re.compile(r"([&*])(id[0-9]{3,})")
 class _Dumper(MemoisedResolver, _Base):  # type: ignore[misc]
     # id → [object, uses] of the anchored values represented, in order of first use.
     anchored_uses: dict[int, list[Any]]
+    anchors_named: bool  # the events carry the anchors' own names (see _events)
 
     def ignore_aliases(self, data: Any) -> bool:
         return type(data) not in _ANCHORED
@@ -160,15 +161,25 @@ def _name_anchors(text: str, dumper: _Dumper) -> str:
     defined = [name for sigil, name in tokens if sigil == "&"]
     if len(defined) != len(shared) or len(tokens) != sum(uses for _, uses in shared):
         return text
-    names: dict[str, str] = {}
-    taken: set[str] = set()
-    for generic, (obj, _) in zip(defined, shared, strict=True):
-        name, i = obj.anchor, 2
-        while name in taken:  # two values under one name: later aliases would mean the last
-            name, i = f"{obj.anchor}-{i}", i + 1
-        taken.add(name)
-        names[generic] = name
+    names = dict(zip(defined, _anchor_names([obj.anchor for obj, _ in shared]), strict=True))
     return _LIBYAML_ANCHOR.sub(lambda m: m[1] + names[m[2]], text)
+
+
+def _anchor_names(anchors: list[str]) -> list[str]:
+    """The names written for values anchored ANCHORS, in order of first use."""
+    out: list[str] = []
+    taken: set[str] = set()
+    for anchor in anchors:
+        name, i = anchor, 2
+        while name in taken:  # two values under one name: later aliases would mean the last
+            name, i = f"{anchor}-{i}", i + 1
+        taken.add(name)
+        out.append(name)
+    return out
+
+
+# What libyaml's emitter accepts as an anchor name.
+_ANCHOR_NAME = re.compile(r"[0-9A-Za-z_-]+")
 
 
 # Events that carry no data: one object serves every node (the emitter only reads them).
@@ -210,10 +221,12 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
     in one walk: no node tree, no `resolve` callback per scalar, and one event object per
     distinct string (`_STR_EVENTS`).
 
-    Anchors as the serializer gives them: an anchored value seen again becomes an alias (not
-    walked again) and its first event gets the anchor `idNNN`, numbered in the order of these
-    second sightings (the order of CEmitter's anchor pass); `anchored_uses` is kept as the
-    representer keeps it, for `_name_anchors`."""
+    Anchors: an anchored value seen again becomes an alias (not walked again, as in the
+    serializer), and the value's first event gets the anchor. Named as `_name_anchors` would
+    rename them (`dumper.anchors_named` is then true: `_dump` still has to rule out
+    lookalikes), or, for a name libyaml would refuse, `idNNN` as the serializer names them
+    (numbered in the order of second sightings, the order of CEmitter's anchor pass), with
+    `anchored_uses` kept as the representer keeps it, for `_name_anchors`."""
     out: list[Any] = [_DOCUMENT_START]
     add = out.append
     memo = _STR_EVENTS
@@ -221,8 +234,8 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
         memo.clear()
     uses: dict[int, list[Any]] = {}
     dumper.anchored_uses = uses
-    firsts: dict[int, Any] = {}  # id → the first event of an anchored value
-    names: dict[int, str] = {}
+    refs: dict[int, list[Any]] = {}  # id → the first event of an anchored value, its aliases
+    again: list[int] = []  # ids, in the order of their second sighting
 
     def string(text: str) -> None:
         event = memo.get(text)
@@ -260,18 +273,19 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
             seen = uses.get(key)
             if seen is not None:
                 seen[1] += 1
-                name = names.get(key)
-                if name is None:
-                    name = names[key] = f"id{len(names) + 1:03d}"
-                    firsts[key].anchor = name
-                add(AliasEvent(name))
+                if seen[1] == 2:
+                    again.append(key)
+                alias = AliasEvent(None)  # named below
+                refs[key].append(alias)
+                add(alias)
                 return
             uses[key] = [value, 1]
             if kind is AnchoredStr:
-                add(firsts.setdefault(key, _str_event(dumper, str(value))))
+                refs[key] = [_str_event(dumper, str(value))]
+                add(refs[key][0])
                 return
-            add(firsts.setdefault(key, MappingStartEvent(None, _MAP_TAG, True,
-                                                         flow_style=False)))
+            refs[key] = [MappingStartEvent(None, _MAP_TAG, True, flow_style=False)]
+            add(refs[key][0])
             for k, v in value.items():
                 walk(k)
                 walk(v)
@@ -283,6 +297,14 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
 
     walk(data)
     add(_DOCUMENT_END)
+    shared = [key for key, (_, n) in uses.items() if n > 1]  # in order of first use
+    names = _anchor_names([uses[key][0].anchor for key in shared])
+    dumper.anchors_named = bool(shared) and all(_ANCHOR_NAME.fullmatch(n) for n in names)
+    chosen = (zip(shared, names, strict=True) if dumper.anchors_named
+              else ((key, f"id{i:03d}") for i, key in enumerate(again, 1)))
+    for key, name in chosen:
+        for event in refs[key]:
+            event.anchor = name
     return out
 
 
@@ -309,13 +331,19 @@ def _dump(data: Any, header: str, *, events: bool) -> str:
             todo = _events(dumper, data)
         except _Unsupported:
             dumper.__dict__.pop("anchored_uses", None)
+            dumper.anchors_named = False
             dumper.represent(data)
         else:
             deque(map(dumper.emit, todo), maxlen=0)  # the loop in C
         dumper.close()
     finally:
         dumper.dispose()
-    text = _name_anchors(stream.getvalue(), dumper)
+    text = stream.getvalue()
+    if not dumper.anchors_named:
+        text = _name_anchors(text, dumper)
+    elif ("&id" in text or "*id" in text) and _LIBYAML_ANCHOR.search(text):
+        # A lookalike of libyaml's names: `_name_anchors` would keep the generic ones.
+        return _dump(data, header, events=False)
     if header:
         text = "".join(f"# {line}\n" if line else "#\n" for line in header.splitlines()) + text
     return text

@@ -412,6 +412,11 @@ def test_event_walk_gives_the_serializer_s_bytes(monkeypatch: pytest.MonkeyPatch
     # Seen again in the other order, and a lookalike keeps libyaml's names: their numbers show.
     other = yamldump.anchored("other", "c\nd\n")
     docs.append(({"a": [lib, other], "b": [other, lib], "z": "echo *id001"}, ""))
+    # Two values under one name, a name libyaml refuses, a name that looks like libyaml's.
+    twin, bad, look = (yamldump.anchored(n, f"{n}\nx\n") for n in ("lib", "a b", "id007"))
+    docs.append(({"a": [lib, twin, bad, look, other], "b": [other, look, bad, twin, lib]}, ""))
+    docs.append(({"a": [lib, twin, look], "b": [look, twin, lib]}, ""))
+    docs.append(({"a": [bad, other], "b": [other, bad], "z": "echo *id001"}, ""))
     docs.append(({"n": [None, True, False, 0, -3, 1.5, float("inf"), 10**20, "", "~", "yes",
                         "0x1f", "1e3", "12:30", "é\n", datetime.date(2024, 1, 2),
                         yamldump.Verbatim("3.10", "tag:yaml.org,2002:float"),
