@@ -183,15 +183,22 @@ _ANCHOR_NAME = re.compile(r"[0-9A-Za-z_-]+")
 
 
 # Events that carry no data: one object serves every node (the emitter only reads them).
+# Their texts are UTF-8 bytes, which the emitter takes as they are (it encodes a str each
+# time it emits it).
+_MAP_TAG_UTF8, _SEQ_TAG_UTF8, _STR_TAG_UTF8 = (t.encode() for t in (_MAP_TAG, _SEQ_TAG, _STR_TAG))
 _DOCUMENT_START = DocumentStartEvent(explicit=False)
 _DOCUMENT_END = DocumentEndEvent(explicit=False)
-_MAPPING_START = MappingStartEvent(None, _MAP_TAG, True, flow_style=False)
+_MAPPING_START = MappingStartEvent(None, _MAP_TAG_UTF8, True, flow_style=False)
 _MAPPING_END = MappingEndEvent()
-_SEQUENCE_START = SequenceStartEvent(None, _SEQ_TAG, True, flow_style=False)
+_SEQUENCE_START = SequenceStartEvent(None, _SEQ_TAG_UTF8, True, flow_style=False)
 _SEQUENCE_END = SequenceEndEvent()
 # text → its scalar event when it is a plain `str` value (no anchor): the event depends on the
 # text alone, and the same keys and values recur across jobs, files and configs.
 _STR_EVENTS: dict[str, ScalarEvent] = {}
+# (type, value) → its scalar event, for None, booleans and integers (`timeout-minutes: 10`);
+# not floats, where 0.0 and -0.0 are equal but written differently.
+_OTHER_EVENTS: dict[tuple[type, Any], ScalarEvent] = {}
+_MEMO_TYPES = (type(None), bool, int)
 _SCALAR = yaml.ScalarNode
 
 
@@ -204,7 +211,8 @@ def _str_event(dumper: _Dumper, text: str) -> ScalarEvent:
     # What CEmitter.serialize makes of the string's ScalarNode: implicit flags from the
     # emitter's two `resolve` questions (a quoted string is always a str).
     plain = dumper.resolve(_SCALAR, text, (True, False)) == _STR_TAG
-    return ScalarEvent(None, _STR_TAG, (plain, True), text, style="|" if _literal(text) else None)
+    return ScalarEvent(None, _STR_TAG_UTF8, (plain, True), text.encode(),
+                       style="|" if _literal(text) else None)
 
 
 def _node_event(dumper: _Dumper, node: yaml.Node) -> ScalarEvent:
@@ -229,9 +237,11 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
     `anchored_uses` kept as the representer keeps it, for `_name_anchors`."""
     out: list[Any] = [_DOCUMENT_START]
     add = out.append
-    memo = _STR_EVENTS
+    memo, others = _STR_EVENTS, _OTHER_EVENTS
     if len(memo) > 50_000:  # bounded: a long-running process stays small
         memo.clear()
+    if len(others) > 1_000:
+        others.clear()
     uses: dict[int, list[Any]] = {}
     dumper.anchored_uses = uses
     refs: dict[int, list[Any]] = {}  # id → the first event of an anchored value, its aliases
@@ -284,7 +294,7 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
                 refs[key] = [_str_event(dumper, str(value))]
                 add(refs[key][0])
                 return
-            refs[key] = [MappingStartEvent(None, _MAP_TAG, True, flow_style=False)]
+            refs[key] = [MappingStartEvent(None, _MAP_TAG_UTF8, True, flow_style=False)]
             add(refs[key][0])
             for k, v in value.items():
                 walk(k)
@@ -292,7 +302,12 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
             add(_MAPPING_END)
         elif kind is Verbatim:
             add(_node_event(dumper, _verbatim_representer(dumper, value)))
-        else:  # None, booleans, numbers, dates: the representer's scalar node
+        elif kind in _MEMO_TYPES:
+            event = others.get((kind, value))
+            if event is None:
+                event = others[kind, value] = _node_event(dumper, dumper.represent_data(value))
+            add(event)
+        else:  # floats, dates: the representer's scalar node
             add(_node_event(dumper, dumper.represent_data(value)))
 
     walk(data)
