@@ -341,6 +341,48 @@ def _lazy_init(cls: Any, frozen: bool, slots: bool) -> Callable[..., None]:
     return __init__
 
 
+def replace(obj: _T, /, **changes: Any) -> _T:
+    """`dataclasses.replace(obj, **changes)`, a few times faster for slotted records.
+
+    The passes rebuild every workflow node once each (about 2.4 µs a call through
+    `dataclasses.replace`, whose per-field checks and `__init__` cost more than the copy):
+    for a slotted class whose fields all go through `__init__` and without `__post_init__`,
+    `__init__` only stores its arguments, so a generated function copies the fields into a
+    new instance and stores the changed ones instead. Other classes go to `dataclasses`.
+    """
+    cls = obj.__class__
+    fn = _REPLACERS.get(cls)
+    if fn is None:
+        fn = _REPLACERS[cls] = _replace_fn(cls)
+    return fn(obj, **changes)  # type: ignore[no-any-return]
+
+
+_REPLACERS: dict[type, Callable[..., Any]] = {}
+
+
+def _replace_fn(cls: Any) -> Callable[..., Any]:
+    fields = dataclasses.fields(cls)
+    slots = [cls.__dict__.get(f.name) for f in fields]
+    if (hasattr(cls, "__post_init__") or "__slots__" not in cls.__dict__
+            or any(not f.init for f in fields)
+            or any(not hasattr(slot, "__set__") for slot in slots)):
+        return dataclasses.replace
+    ns: dict[str, Any] = {"__dataclass_cls__": cls, "__dataclass_new__": object.__new__,
+                          "__dataclass_unset__": _MISSING}
+    body = ["__dataclass_copy__ = __dataclass_new__(__dataclass_cls__)"]
+    for f, slot in zip(fields, slots, strict=True):
+        ns[f"__dataclass_slot_{f.name}__"] = slot.__set__
+        body.append(f"__dataclass_slot_{f.name}__(__dataclass_copy__, __dataclass_obj__.{f.name}"
+                    f" if {f.name} is __dataclass_unset__ else {f.name})")
+    body.append("return __dataclass_copy__")
+    params = ", ".join(f"{f.name}=__dataclass_unset__" for f in fields)
+    lines = "\n".join(f"    {line}" for line in body)
+    exec(f"def replace(__dataclass_obj__, /, *, {params}):\n{lines}\n", ns)  # noqa: S102
+    fn: Callable[..., Any] = ns["replace"]
+    fn.__qualname__ = f"{cls.__qualname__}.<replace>"
+    return fn
+
+
 def _init_fn(cls: Any, frozen: bool, slots: bool) -> Callable[..., None]:
     """The `__init__` the standard decorator would write (frozen: via object.__setattr__)."""
     fields = dataclasses.fields(cls)

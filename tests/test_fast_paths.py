@@ -426,3 +426,74 @@ def test_event_walk_gives_the_serializer_s_bytes(monkeypatch: pytest.MonkeyPatch
     for data, header in docs:
         assert yamldump._dump(data, header, events=True) == \
             yamldump._dump(data, header, events=False)
+
+
+def _compiled_pipelines() -> list[Any]:
+    """The IR of every golden and corpus input that compiles (after all passes)."""
+    from cicompile import build_ir
+    from cicompile.diagnostics import ConfigError, Diagnostics
+
+    out = []
+    for f in _yaml_inputs():
+        try:
+            out.append(build_ir(f.read_text(errors="replace"), str(f), Diagnostics()))
+        except ConfigError:
+            continue
+    return out
+
+
+def test_passes_memos_give_what_the_plain_passes_give() -> None:
+    """The passes key their memos by object identity, skip unchanged nodes and share layer
+    tuples; recomputed node by node without any of that (the code they replaced), every
+    node of every golden and corpus input has the same `exists`, `needs` and `layers`."""
+    import dataclasses
+
+    from cicompile import ir
+    from cicompile.conditions import FALSE, all_of, any_of, implies
+    from cicompile.passes.compute_existence import by_kind, filter_condition, schedule_condition
+    from cicompile.passes.graph import ancestor_masks
+    from cicompile.passes.workspace_layers import persist_count
+
+    pipelines = _compiled_pipelines()
+    assert len(pipelines) > 80
+    checked = reduced = 0
+    for p in pipelines:
+        jobs = {j.name: j for j in p.jobs}
+        for wf in p.workflows:
+            exists: dict[str, Any] = {}
+            for n in wf.nodes:
+                own = all_of([schedule_condition(wf), wf.condition, filter_condition(n.filters)])
+                if n.requires:
+                    own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
+                exists[n.name] = by_kind(own)
+                assert n.exists == exists[n.name], n.name
+            success = tuple(
+                dataclasses.replace(n, requires=tuple(
+                    d for d in n.requires if n.allowed(d) == ir.SUCCESS_ONLY))
+                if n.flexible else n for n in wf.nodes)
+            index = {n.name: i for i, n in enumerate(success)}
+            masks_for: dict[Any, Any] = {}
+            for n in wf.nodes:
+                needs = []
+                for d in n.requires:
+                    if n.allowed(d) != ir.SUCCESS_ONLY:
+                        needs.append(d)
+                        continue
+                    c = success[index[d]].exists
+                    if c not in masks_for:
+                        member = [implies(c, m.exists) for m in success]
+                        masks_for[c] = (ancestor_masks(success, member), member)
+                    anc, member = masks_for[c]
+                    if not any(c != d and n.allowed(c) == ir.SUCCESS_ONLY and member[index[c]]
+                               and anc[index[c]] & 1 << index[d] for c in n.requires):
+                        needs.append(d)
+                assert n.needs == tuple(needs), n.name
+                reduced += len(needs) < len(n.requires)
+            masks = ancestor_masks(wf.nodes)
+            for pos, n in enumerate(wf.nodes):
+                layers = [ir.WorkspaceLayer(node=m.name, index=k)
+                          for i, m in enumerate(wf.nodes) if m.job and masks[pos] >> i & 1
+                          for k in range(persist_count(jobs[m.job]))]
+                assert n.layers == tuple(layers), n.name
+                checked += 1
+    assert checked > 1_000 and reduced > 10, (checked, reduced)

@@ -149,3 +149,36 @@ def test_the_generated_init_takes_over_after_a_few_instances() -> None:
     assert [p.x for p in points] == list(range(records.GENERIC_INITS + 2))
     assert Point.__init__.__code__.co_filename == "<string>"  # generated, then installed
     assert Point(x=1, y=2) == Point(x=1, y=2)
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=lambda p: ",".join(p) or "default")
+def test_replace_gives_what_dataclasses_replace_gives(params: dict[str, Any]) -> None:
+    """records.replace copies slotted records field by field (generated code) and leaves
+    other classes to dataclasses.replace: both give equal objects with the same fields."""
+
+    def body() -> type[Any]:
+        class Plain:  # no __post_init__, no init=False field: the copying path when slotted
+            name: str
+            size: int = 3
+            tags: tuple[str, ...] = ()
+            index: dict[str, int] = dataclasses.field(default_factory=dict, compare=False)
+
+        return Plain
+
+    kw_only = params.get("kw_only", False)
+    for cls in (dataclass(**params)(body()), _both(**params)[1]):
+        a = cls(name="a", tags=("x",)) if kw_only else cls("a", tags=("x",))
+        for changes in ({}, {"size": 7}, {"name": "b", "tags": ()}, {"index": {"k": 1}}):
+            ours, std = records.replace(a, **changes), dataclasses.replace(a, **changes)
+            assert type(ours) is type(std) is cls and ours is not a
+            assert [getattr(ours, f.name) for f in dataclasses.fields(cls)] == \
+                [getattr(std, f.name) for f in dataclasses.fields(cls)]
+        with pytest.raises(TypeError):
+            records.replace(a, nosuch=1)
+    node = ir.WorkflowNode(name="a", kind=ir.NodeKind.JOB, job="a", requires=("b",),
+                           span=diagnostics.Span("c.yml", 3, 4))
+    copy_ = records.replace(node, needs=("b",))
+    assert copy_ == dataclasses.replace(node, needs=("b",)) and copy_.span == node.span
+    assert records._REPLACERS[ir.WorkflowNode] is not dataclasses.replace  # the copying path
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        copy_.needs = ()  # type: ignore[misc]

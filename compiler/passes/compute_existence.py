@@ -12,7 +12,6 @@ condition on every node of the workflow: a job of a workflow that does not run d
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from cicompile import ir
@@ -29,6 +28,7 @@ from cicompile.conditions import (
     negate,
     restrict,
 )
+from cicompile.records import replace
 
 if TYPE_CHECKING:
     from cicompile.passes import PassContext
@@ -92,20 +92,34 @@ def compute_existence(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
     canonical: dict[Cond, Cond] = {}
     for wf in p.workflows:
         exists: dict[str, Cond] = {}
+        # Within a workflow a node's condition depends only on its filter formula and on the
+        # conditions of its requirements, which are mostly the same objects from node to node
+        # (the memos above hand them out): keyed by their identities, a repeated combination
+        # costs no hashing of formulas. Every keyed object stays referenced (filter_conds,
+        # exists) until the workflow is done, so no identity is reused meanwhile.
+        formed: dict[tuple[int, ...], Cond] = {}
         nodes = []
         scheduled = schedule_condition(wf)
         for n in wf.nodes:  # topological order
             f = filter_conds.get(n.filters)
             if f is None:
                 f = filter_conds[n.filters] = filter_condition(n.filters)
-            # A scheduled workflow's jobs exist only on the branches its schedules allow.
-            own = all_of([scheduled, wf.condition, f])
-            if n.requires:
-                own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
-            c = canonical.get(own)
-            if c is None:
-                c = canonical[own] = by_kind(own)
-            own = c
+            required = [exists.get(r, FALSE) for r in n.requires]
+            key = (id(f), *map(id, required))
+            known = formed.get(key)
+            if known is None:
+                # A scheduled workflow's jobs exist only on the branches its schedules allow.
+                own = all_of([scheduled, wf.condition, f])
+                if n.requires:
+                    own = all_of([own, any_of(required)])
+                c = canonical.get(own)
+                if c is None:
+                    c = by_kind(own)
+                    # Equal results as one object, so that the nodes requiring them share
+                    # keys in `formed`.
+                    c = canonical[own] = canonical.setdefault(c, c)
+                known = formed[key] = c
+            own = known
             exists[n.name] = own
             if own == FALSE and wf.condition == FALSE:
                 pass  # the front end already said why the workflow never runs
@@ -120,7 +134,7 @@ def compute_existence(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
                 ctx.diags.warning(
                     "never-runs", f"{n.name!r} can never run: none of its requirements can", n.span
                 )
-            nodes.append(replace(n, exists=own))
+            nodes.append(n if own is n.exists else replace(n, exists=own))
         workflows.append(replace(wf, nodes=tuple(nodes)))
     return replace(p, workflows=tuple(workflows))
 

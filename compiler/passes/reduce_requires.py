@@ -13,24 +13,37 @@ status from it).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from cicompile import ir
 from cicompile.conditions import Cond, implies
 from cicompile.passes.graph import ancestor_masks
+from cicompile.records import replace
 
 if TYPE_CHECKING:
     from cicompile.passes import PassContext
 
 
 def _masks(
-    nodes: tuple[ir.WorkflowNode, ...], c: Cond, cache: dict[Cond, tuple[list[int], list[bool]]]
+    nodes: tuple[ir.WorkflowNode, ...], c: Cond,
+    cache: dict[int, tuple[list[int], list[bool]]],
 ) -> tuple[list[int], list[bool]]:
-    if c not in cache:
-        member = [implies(c, n.exists) for n in nodes]
-        cache[c] = (ancestor_masks(nodes, member), member)
-    return cache[c]
+    # Keyed by identity (`c` is some node's `exists`, alive as long as `nodes`): hashing a
+    # formula walks all of it, and equal conditions are mostly one object already.
+    found = cache.get(id(c))
+    if found is None:
+        # Most nodes share their existence condition object (compute_existence hands out
+        # one per distinct formula): `implies` once per object.
+        known: dict[int, bool] = {}
+        member = []
+        for n in nodes:
+            e = n.exists
+            holds = known.get(id(e))
+            if holds is None:
+                holds = known[id(e)] = implies(c, e)
+            member.append(holds)
+        found = cache[id(c)] = (ancestor_masks(nodes, member), member)
+    return found
 
 
 def _success_edges_only(nodes: tuple[ir.WorkflowNode, ...]) -> tuple[ir.WorkflowNode, ...]:
@@ -51,23 +64,28 @@ def reduce_requires(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
         index = {n.name: i for i, n in enumerate(nodes)}
         # One reachability relation per distinct existence condition of a dropped endpoint D:
         # paths may only go through nodes that exist whenever D exists.
-        masks_for: dict[Cond, tuple[list[int], list[bool]]] = {}
+        masks_for: dict[int, tuple[list[int], list[bool]]] = {}
 
         out = []
         for n in wf.nodes:
-            needs = []
-            for d in n.requires:
-                if n.allowed(d) != ir.SUCCESS_ONLY:
-                    needs.append(d)
-                    continue
-                anc, member = _masks(nodes, nodes[index[d]].exists, masks_for)
-                bit = 1 << index[d]
-                redundant = any(
-                    c != d and n.allowed(c) == ir.SUCCESS_ONLY and member[index[c]]
-                    and anc[index[c]] & bit for c in n.requires
-                )
-                if not redundant:
-                    needs.append(d)
-            out.append(replace(n, needs=tuple(needs)))
+            if len(n.requires) < 2:  # nothing else can make the one edge redundant
+                reduced = n.requires
+            else:
+                # The requirements that accept only success (all, unless some are flexible).
+                plain = [c for c in n.requires if n.allowed(c) == ir.SUCCESS_ONLY]
+                needs = []
+                for d in n.requires:
+                    if d not in plain:
+                        needs.append(d)
+                        continue
+                    anc, member = _masks(nodes, nodes[index[d]].exists, masks_for)
+                    bit = 1 << index[d]
+                    redundant = any(
+                        c != d and member[index[c]] and anc[index[c]] & bit for c in plain
+                    )
+                    if not redundant:
+                        needs.append(d)
+                reduced = tuple(needs)
+            out.append(n if reduced == n.needs else replace(n, needs=reduced))
         workflows.append(replace(wf, nodes=tuple(out)))
     return replace(p, workflows=tuple(workflows))

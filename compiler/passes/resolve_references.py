@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from cicompile import ir
 from cicompile.passes.graph import topological_order
+from cicompile.records import replace
 
 if TYPE_CHECKING:
     from cicompile.passes import PassContext
@@ -50,7 +50,9 @@ def resolve_references(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
                     )
                     continue
                 requires.append(r)
-            checked.append(replace(n, requires=tuple(requires)))
+            kept = tuple(requires)
+            # Most nodes keep their requires: the node itself then (one copy less per node).
+            checked.append(n if kept == n.requires else replace(n, requires=kept))
         order = topological_order(tuple(checked))
         if order is None:
             placed = {x.name for x in (topological_order_partial(tuple(checked)))}
