@@ -38,35 +38,49 @@ def _ids(wf: ir.Workflow) -> dict[str, str]:
     return {n.name: f"n{i}" for i, n in enumerate(wf.nodes)}
 
 
+# Mermaid labels are HTML with its own entity syntax (`#quot;`, `#35;`): names and regexes
+# are shown literally, never as markup or as an entity they happen to spell.
+_MERMAID_ESCAPES = str.maketrans({"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;",
+                                  "&": "#amp;", "\n": " "})
+
+
 def _mermaid_text(s: str) -> str:
-    return s.replace('"', "#quot;")
+    return s.translate(_MERMAID_ESCAPES)
 
 
 def to_mermaid(pipeline: ir.Pipeline) -> str:
+    """One flowchart (a Mermaid block holds one diagram): with several workflows, each is a
+    subgraph titled with its name."""
+    several = len(pipeline.workflows) > 1
     out = []
-    for wf in pipeline.workflows:
-        ids = _ids(wf)
-        out.append(f"%% workflow {wf.name}")
-        out.append("flowchart LR")
+    if not several:
+        out += [f"%% workflow {wf.name}".replace("\n", " ") for wf in pipeline.workflows]
+    out.append("flowchart LR")
+    for w, wf in enumerate(pipeline.workflows):
+        prefix = f"w{w}_" if several else ""
+        ids = {k: prefix + v for k, v in _ids(wf).items()}
+        indent = "    " if several else "  "
+        if several:
+            out.append(f'  subgraph w{w}["{_mermaid_text(wf.name)}"]')
         for n in wf.nodes:
-            label = n.name
+            label = _mermaid_text(n.name)
             extra = _filter_label(n)
             if extra:
-                label += f"<br/><i>{extra}</i>"
-            text = _mermaid_text(label)
+                label += f"<br/><i>{_mermaid_text(extra)}</i>"
             if n.kind is ir.NodeKind.APPROVAL:
-                out.append(f'  {ids[n.name]}{{{{"⏸ {text}"}}}}')
+                out.append(f'{indent}{ids[n.name]}{{{{"⏸ {label}"}}}}')
             else:
-                out.append(f'  {ids[n.name]}["{text}"]')
+                out.append(f'{indent}{ids[n.name]}["{label}"]')
         for n in wf.nodes:
             for r in n.requires:
                 arrow = "-->" if r in n.needs else "-.->"
                 status = _status_label(n, r)
                 if status:
                     arrow += f"|{status}|"
-                out.append(f"  {ids[r]} {arrow} {ids[n.name]}")
-        out.append("")
-    return "\n".join(out)
+                out.append(f"{indent}{ids[r]} {arrow} {ids[n.name]}")
+        if several:
+            out.append("  end")
+    return "\n".join(out) + "\n"
 
 
 def _dot_text(s: str) -> str:
