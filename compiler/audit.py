@@ -16,9 +16,9 @@ from pathlib import Path
 from cicompile.diagnostics import Diagnostic, Severity
 from cicompile.records import dataclass
 
-# Diagnostic codes by what they say about the translation.
+# Diagnostic codes by what they say about the translation. Manual tasks are counted as the
+# migration report lists them (targets/report.py: its task list and its secrets table).
 UNSUPPORTED_PREFIXES = ("unsupported-",)
-MANUAL_TASK_CODES = {"approval-environment", "schedule-default-branch"}
 
 
 @dataclass
@@ -31,6 +31,8 @@ class TargetResult:
     manual_tasks: int = 0
     codes: Counter[str] = field(default_factory=Counter)
     internal_error: str = ""
+    # The first error as `path:line:col: message [code]`: why the config did not compile.
+    first_error: str = ""
 
 
 @dataclass
@@ -40,34 +42,50 @@ class ConfigAudit:
     jobs: int = 0
     approvals: int = 0
     results: list[TargetResult] = field(default_factory=list)
+    unreadable: str = ""  # why the file could not be read (then `results` say so too)
 
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
 
 
+# Folders never searched for configs: version control data, and installed dependencies
+# (npm packages often ship their own .circleci/config.yml).
+_SKIPPED_FOLDERS = {".git", ".hg", ".svn", "node_modules"}
+
+
 def find_configs(paths: list[Path]) -> list[Path]:
-    """Files as given; for folders, every `.circleci/config.yml` (or .yaml) below them."""
+    """Files as given; for folders, every `.circleci/config.yml` (or .yaml) below them, also a
+    broken link or an unreadable one (the audit reports it rather than missing it)."""
+    import os
+
     out: list[Path] = []
     for p in paths:
-        if p.is_dir():
-            found = sorted(
-                f for pattern in (".circleci/config.yml", ".circleci/config.yaml")
-                for f in p.rglob(pattern)
-                if ".git" not in f.parts
-            )
-            out.extend(found)
-        else:
+        if not p.is_dir():
             out.append(p)
+            continue
+        found: list[Path] = []
+        for folder, dirs, _files in os.walk(p):
+            dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_FOLDERS)
+            if os.path.basename(folder) != ".circleci":
+                continue
+            for name in ("config.yml", "config.yaml"):
+                if os.path.lexists(os.path.join(folder, name)):
+                    found.append(Path(folder, name))
+        out.extend(sorted(found))
     return list(dict.fromkeys(out))
 
 
-def _classify(result: TargetResult, diags: list[Diagnostic]) -> None:
+def _classify(result: TargetResult, diags: list[Diagnostic], path: str) -> None:
+    from cicompile.targets.report import TASK_CODES
+
     for d in diags:
         result.codes[d.code] += 1
         if d.severity is Severity.ERROR:
+            if not result.errors:
+                result.first_error = d.render() if d.span is not None else f"{path}: {d.render()}"
             result.errors += 1
-        elif d.code in MANUAL_TASK_CODES:
+        elif d.code in TASK_CODES:
             result.manual_tasks += 1
         elif d.severity is Severity.WARNING and d.code.startswith(UNSUPPORTED_PREFIXES):
             result.unsupported += 1
@@ -78,13 +96,17 @@ def _classify(result: TargetResult, diags: list[Diagnostic]) -> None:
 def audit_config(path: Path, targets: list[str]) -> ConfigAudit:
     from cicompile import FrontEnd, front_end
     from cicompile.ir import NodeKind, Pipeline
-    from cicompile.targets.report import undefined_variables
+    from cicompile.targets.report import IMAGE_VARIABLES, undefined_variables
 
     audit = ConfigAudit(str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        audit.results = [TargetResult(t, ok=False, errors=1, internal_error=f"unreadable: {exc}")
+        # The user's file, not a bug in cicompile: an error of every target, not a crash.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        audit.unreadable = reason
+        audit.results = [TargetResult(t, ok=False, errors=1,
+                                      first_error=f"{path}: error: cannot read: {reason}")
                          for t in targets]
         return audit
     # One front-end run for all the targets (what `compile_config` would do for each).
@@ -105,23 +127,29 @@ def audit_config(path: Path, targets: list[str]) -> ConfigAudit:
             audit.results.append(result)
             continue
         result.ok = compiled.ok
-        _classify(result, compiled.diagnostics)
+        _classify(result, compiled.diagnostics, str(path))
         pipeline = compiled.pipeline
         if isinstance(pipeline, Pipeline):
             nodes = [n for wf in pipeline.workflows for n in wf.nodes]
             audit.workflows = len(pipeline.workflows)
             audit.jobs = sum(n.kind is NodeKind.JOB for n in nodes)
             audit.approvals = sum(n.kind is NodeKind.APPROVAL for n in nodes)
-            secrets = {v for n in nodes if n.job for v in undefined_variables(pipeline.job(n.job))}
-            contexts = {c for n in nodes for c in n.context}
-            result.manual_tasks += len(secrets) + len(contexts)
+            # The report's other rows: one secret per variable, one task per context use
+            # and, on GitLab, per approval (a manual job to protect).
+            secrets = {v for n in nodes if n.job
+                       for v in undefined_variables(pipeline.job(n.job))} - IMAGE_VARIABLES
+            result.manual_tasks += len(secrets) + sum(len(n.context) for n in nodes)
+            if target == "gitlab":
+                result.manual_tasks += audit.approvals
         audit.results.append(result)
     return audit
 
 
-def _status(r: TargetResult) -> str:
+def _status(r: TargetResult, unreadable: bool = False) -> str:
     if r.internal_error:
         return "CRASH"
+    if unreadable:
+        return "unreadable"
     if not r.ok:
         return f"{r.errors} error" + ("s" if r.errors != 1 else "")
     if r.unsupported or r.approximated:
@@ -134,7 +162,7 @@ def table_rows(audits: list[ConfigAudit], targets: list[str]) -> list[list[str]]
     for a in audits:
         manual = max((r.manual_tasks for r in a.results), default=0)
         rows.append([a.path, str(a.workflows), str(a.jobs), str(a.approvals),
-                     *(_status(r) for r in a.results), str(manual)])
+                     *(_status(r, bool(a.unreadable)) for r in a.results), str(manual)])
     ok = sum(a.ok for a in audits)
     rows.append([f"TOTAL ({ok}/{len(audits)} compiled)", str(sum(a.workflows for a in audits)),
                  str(sum(a.jobs for a in audits)), str(sum(a.approvals for a in audits)),
@@ -168,6 +196,11 @@ def render_markdown(audits: list[ConfigAudit], targets: list[str]) -> str:
         out += ["", "## Diagnostics by code (all configs, all targets)", "",
                 "| code | count |", "| --- | --- |"]
         out += [f"| `{c}` | {n} |" for c, n in sorted(codes.items(), key=lambda x: (-x[1], x[0]))]
+    failed = [(a.path, next(r.first_error for r in a.results if r.first_error))
+              for a in audits if any(r.first_error for r in a.results)]
+    if failed:
+        out += ["", "## Configs that did not compile (first error)", ""]
+        out += [f"- `{p}`: {_md_inline(e.removeprefix(p + ':'))}" for p, e in failed]
     crashes = [(a.path, r.target, r.internal_error) for a in audits for r in a.results
                if r.internal_error]
     if crashes:
@@ -176,15 +209,38 @@ def render_markdown(audits: list[ConfigAudit], targets: list[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_json(audits: list[ConfigAudit]) -> str:
+def _md_inline(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def render_json(audits: list[ConfigAudit], targets: list[str] | None = None) -> str:
+    """The schema is documented in docs/cli.md (`version` changes when a field does)."""
+    names = targets if targets is not None else (
+        [r.target for r in audits[0].results] if audits else [])
     return json.dumps({
         "version": 1,
+        "targets": names,
         "configs": [{
-            "path": a.path, "workflows": a.workflows, "jobs": a.jobs, "approvals": a.approvals,
+            "path": a.path, "ok": a.ok, "unreadable": a.unreadable or None,
+            "workflows": a.workflows, "jobs": a.jobs, "approvals": a.approvals,
+            "manual_tasks": max((r.manual_tasks for r in a.results), default=0),
             "targets": {r.target: {
                 "ok": r.ok, "errors": r.errors, "approximated": r.approximated,
                 "unsupported": r.unsupported, "manual_tasks": r.manual_tasks,
-                "codes": dict(sorted(r.codes.items())), "internal_error": r.internal_error or None,
+                "codes": dict(sorted(r.codes.items())), "first_error": r.first_error or None,
+                "internal_error": r.internal_error or None,
             } for r in a.results},
         } for a in audits],
+        "totals": {
+            "configs": len(audits), "compiled": sum(a.ok for a in audits),
+            "workflows": sum(a.workflows for a in audits), "jobs": sum(a.jobs for a in audits),
+            "approvals": sum(a.approvals for a in audits),
+            "manual_tasks": sum(max((r.manual_tasks for r in a.results), default=0)
+                                for a in audits),
+            "targets": {t: {
+                "ok": sum(r.ok for a in audits for r in a.results if r.target == t),
+                **{k: sum(getattr(r, k) for a in audits for r in a.results if r.target == t)
+                   for k in ("errors", "approximated", "unsupported", "manual_tasks")},
+            } for t in names},
+        },
     }, indent=2) + "\n"

@@ -34,52 +34,170 @@ Examples:
   cicompile --target circleci --orb-dir .circleci/orbs .circleci/config.yml  # expanded config
 
 \b
-Exit status: 0 compiled; 1 the config has errors (nothing is written), or --check
-found differences;
-2 usage error; 3 internal error (a bug: please report it).
+Exit status (every command; docs/cli.md):
+  0  done (--check: the files are current)
+  1  the config has errors (nothing is written), --check found differences,
+     audit: some config did not compile, orbs fetch: the registry failed
+  2  usage error: a bad option, an unreadable input or an unwritable output
+  3  internal error (a bug: please report it)
 Diagnostics go to stderr as `path:line:col: severity: message [code]`.
+"""
+# The group's own help adds the subcommands and shell completion.
+MAIN_EPILOG = EPILOG + """
+\b
+Other commands (each has --help):
+  cicompile graph .circleci/config.yml > graph.mmd     # workflows as Mermaid (or --format dot)
+  cicompile audit ~/src/*/ --markdown audit.md         # many repositories at once
+\b
+Shell completion (bash; zsh: zsh_source, fish: fish_source), e.g. in ~/.bashrc:
+  eval "$(_CICOMPILE_COMPLETE=bash_source cicompile)"
+"""
+GRAPH_EPILOG = """\b
+Examples:
+  cicompile graph .circleci/config.yml                 # Mermaid: paste into a ```mermaid block
+  cicompile graph --format dot .circleci/config.yml | dot -Tsvg > workflows.svg
+  cicompile graph -p deploy=true .circleci/config.yml  # 2.1: with a pipeline parameter
+
+\b
+Exit status: 0 drawn; 1 the config has errors; 2 usage error or unreadable CONFIG.
+"""
+AUDIT_EPILOG = """\b
+Examples:
+  cicompile audit .                                    # .circleci/config.yml below here
+  cicompile audit ~/src/*/ --markdown audit.md --json audit.json
+  cicompile audit -t github -t gitlab repos/ other/config.yml
+
+\b
+Status per target: clean, or N~ approximated and M! unsupported constructs, or the
+number of errors; `unreadable` or CRASH (a bug in cicompile). The JSON schema is in
+docs/cli.md. A progress bar is shown when stderr is a terminal.
+Exit status: 0 every config compiled; 1 some did not; 2 usage error, no config found
+or an unwritable --markdown/--json file.
+"""
+ORBS_EPILOG = """\b
+Example:
+  cicompile orbs fetch .circleci/config.yml --orb-dir .circleci/orbs
+  cicompile --target github --orb-dir .circleci/orbs .circleci/config.yml
+
+\b
+Exit status: 0 fetched; 1 the config cannot be parsed or the registry failed;
+2 usage error or unreadable CONFIG.
 """
 
 
+class _PathError(click.ClickException):
+    """A path given on the command line that cannot be read or written: exit status 2, as
+    for any other unusable argument (docs/cli.md, exit status)."""
+
+    exit_code = 2
+
+
 def _write_atomically(where: str | Path, text: str, mode: int | None = None) -> None:
+    _write_files({str(where): text}, {str(where): mode} if mode is not None else {})
+
+
+def _write_files(files: dict[str, str], modes: dict[str, int], verbose: bool = False) -> None:
+    """Every file or, on any error, none: each is written next to its destination, then all
+    are renamed into place. Modes follow the umask, as for files the user creates."""
     import tempfile  # imported here: it pulls in shutil, random, bz2, lzma (cold start)
     from pathlib import Path
 
-    path = Path(where)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    staged: list[tuple[str, Path]] = []
+    where = ""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        for where, text in files.items():
+            path = Path(where)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.is_dir():  # the one failure left to the renames: caught before any
+                raise IsADirectoryError(21, "Is a directory", where)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append((tmp, path))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+                f.write(text)
+            os.chmod(tmp, modes.get(where, 0o666) & ~umask)
+        for tmp, path in staged:
+            os.replace(tmp, path)
+            if verbose:
+                click.echo(f"wrote {path}", err=True)
+    except OSError as exc:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        reason = str(exc.strerror or exc)
+        if exc.filename and str(exc.filename) != where:
+            reason += f" ({exc.filename})"
+        raise _PathError(f"cannot write {where}: {reason}") from exc
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
         raise
 
 
-def _diff_against(output_dir: str, files: dict[str, str]) -> bool:
-    """Print a unified diff of each file under output_dir against what would be generated."""
+def _stale_workflows(output_dir: str, files: dict[str, str], source: str) -> list[str]:
+    """GitHub workflow files that cicompile generated from this config (same notice, same
+    source name) and that it would no longer generate: a workflow that was renamed or
+    removed in the CircleCI config, which would otherwise keep running on GitHub."""
+    from cicompile.targets.base import GENERATED_NOTICE
+
+    notice = "# " + GENERATED_NOTICE.format(source=source.rsplit("/", 1)[-1]) + "\n"
+    folder = os.path.join(output_dir, ".github", "workflows")
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    stale = []
+    for name in names:
+        rel = f".github/workflows/{name}"
+        if not name.endswith((".yml", ".yaml")) or rel in files:
+            continue
+        try:
+            with open(os.path.join(folder, name), encoding="utf-8", newline="") as f:
+                first = f.readline()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if first.replace("\r\n", "\n") == notice:
+            stale.append(rel)
+    return stale
+
+
+def _diff_against(output_dir: str, files: dict[str, str], stale: list[str]) -> bool:
+    """Print a unified diff of each file under output_dir against what would be generated
+    (stale workflows as deletions); True if writing would change anything."""
     import difflib
     from pathlib import Path
 
     changed = False
-    for rel, new in sorted(files.items()):
+    for rel, new in sorted({**files, **dict.fromkeys(stale, "")}.items()):
         path = Path(output_dir) / rel
         try:
-            old = path.read_text(encoding="utf-8")
+            # newline="": a file with CRLF line endings is not what cicompile writes.
+            with open(path, encoding="utf-8", newline="") as f:
+                old: str | None = f.read()
         except FileNotFoundError:
             old = None
-        if old == new:
+        except UnicodeDecodeError:
+            changed = True
+            click.echo(f"Files {path} and generated differ ({path} is not UTF-8 text)")
+            continue
+        except OSError as exc:
+            raise _PathError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        if old == new and rel not in stale:
             continue
         changed = True
+        if old is not None and "\r\n" in old:
+            old = old.replace("\r\n", "\n")
+            click.echo(f"Files {path} and generated differ in line endings ({path} has CRLF,"
+                       " cicompile writes LF)")
+            if old == new:
+                continue
         diff = difflib.unified_diff(
             (old or "").splitlines(keepends=True),
             new.splitlines(keepends=True),
             str(path) if old is not None else "/dev/null",
-            str(path),
+            str(path) if rel not in stale else "/dev/null",
         )
         click.echo("".join(diff), nl=False)
     return changed
@@ -127,7 +245,7 @@ class _DefaultGroup(click.Group):
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=EPILOG)
+             epilog=MAIN_EPILOG)
 @click.version_option(__version__, prog_name="cicompile")
 def main() -> None:
     """Compile CircleCI configs (version 2.0 or 2.1) for GitHub Actions, GitLab CI, make, bash.
@@ -137,7 +255,8 @@ def main() -> None:
 
 
 @main.command("compile", context_settings={"help_option_names": ["-h", "--help"]},
-              epilog=EPILOG)
+              epilog=EPILOG, short_help="Compile a config for GitHub, GitLab, make or bash"
+              " (the default command).")
 @click.option("-t", "--target", "targets", type=click.Choice([*TARGETS, "all"]), multiple=True,
               required=True, help="What to generate (repeatable; `all`: github, gitlab, make"
               " and shell). Several targets share one front-end run.")
@@ -158,8 +277,10 @@ def main() -> None:
               help="A CircleCI schedule trigger of the project settings (repeatable): its"
               " name (`pipeline.schedule.name`) and cron. GitHub workflows that run on"
               " scheduled pipelines get the cron, and their gate maps it back to the name.")
-@click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings or notes).")
-@click.option("-v", "--verbose", is_flag=True, help="Also say which files were written.")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings or notes):"
+              " the --report still lists them.")
+@click.option("-v", "--verbose", is_flag=True, help="Also say which files were written or"
+              " removed.")
 @ORB_DIR_OPTION
 @click.option("--runner-map", "runner_map_path",
               type=click.Path(dir_okay=False, exists=True), callback=_as_pathlib_shows,
@@ -185,6 +306,8 @@ def compile_command(
     """Compile a CircleCI CONFIG (.circleci/config.yml, version 2.0 or 2.1) for another CI."""
     if (check or show_diff) and output_dir is None:
         raise click.UsageError("--check and --diff compare with the files under -o DIR")
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other: give one")
     chosen = [t for name in targets for t in (ALL_TARGETS if name == "all" else (name,))]
     chosen = list(dict.fromkeys(chosen))
     if report_path is not None and len(chosen) > 1:
@@ -214,21 +337,26 @@ def compile_command(
     if not all(r.ok for r in results.values()):
         sys.exit(1)
     files = {rel: content for r in results.values() for rel, content in r.files.items()}
+    stale = (_stale_workflows(output_dir, files, shown)
+             if output_dir is not None and "github" in chosen else [])
     if output_dir is not None and (check or show_diff):
-        changed = _diff_against(output_dir, files)
+        changed = _diff_against(output_dir, files, stale)
         if check and changed:
             sys.exit(1)
         return
     if report_path is not None:
         _write_atomically(report_path, results[chosen[0]].report())
     if output_dir is not None:
-        from pathlib import Path
-
-        for rel, content in sorted(files.items()):
-            mode = 0o755 if rel.endswith(".sh") else None
-            _write_atomically(Path(output_dir) / rel, content, mode)
+        written = {os.path.join(output_dir, rel): files[rel] for rel in sorted(files)}
+        _write_files(written, {w: 0o777 for w in written if w.endswith(".sh")}, verbose)
+        for rel in stale:
+            try:
+                os.unlink(os.path.join(output_dir, rel))
+            except OSError as exc:
+                raise _PathError(f"cannot remove {exc.filename}: {exc.strerror}") from exc
             if verbose:
-                click.echo(f"wrote {Path(output_dir) / rel}", err=True)
+                click.echo(f"removed {os.path.join(output_dir, rel)} (stale: its workflow is"
+                           " gone)", err=True)
         return
     if len(files) == 1:
         click.echo(next(iter(files.values())), nl=False)
@@ -255,9 +383,11 @@ def _merged_diagnostics(results: dict[str, Result]) -> list[Diagnostic]:
     return sorted(out, key=Diagnostic.sort_key)
 
 
-@main.command("graph", context_settings={"help_option_names": ["-h", "--help"]})
+@main.command("graph", context_settings={"help_option_names": ["-h", "--help"]},
+              epilog=GRAPH_EPILOG, short_help="Draw each workflow's job graph (Mermaid or dot).")
 @click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid",
-              show_default=True)
+              show_default=True, help="Mermaid (one flowchart, a subgraph per workflow when"
+              " there are several) or Graphviz dot (a cluster per workflow).")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Set a 2.1 pipeline parameter (repeatable).")
 @ORB_DIR_OPTION
@@ -278,9 +408,11 @@ def graph_command(fmt: str, params: tuple[str, ...], config: str,
         pipeline = build_ir(text, config, diags, pipeline_params=_params(params),
                             orb_dir=_as_path(orb_dir))
     except ConfigError:
-        click.echo(render_text(diags.sorted()), err=True, nl=False)
+        click.echo(_render(diags.sorted(), "text"), err=True, nl=False)
         sys.exit(1)
     assert isinstance(pipeline, Pipeline)
+    # Warnings and notes too: they say why a workflow is missing or a job never runs.
+    click.echo(_render(diags.sorted(), "text"), err=True, nl=False)
     click.echo(to_dot(pipeline) if fmt == "dot" else to_mermaid(pipeline), nl=False)
 
 
@@ -333,8 +465,11 @@ def _read(config: str) -> str:
     try:
         with open(config, encoding="utf-8") as f:
             return f.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.UsageError(f"cannot read {config}: {exc}") from exc
+    except OSError as exc:
+        raise _PathError(f"cannot read {config}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise _PathError(f"cannot read {config}: not UTF-8 text ({exc.reason} at byte"
+                         f" {exc.start})") from exc
 
 
 def _as_path(value: str | None) -> Path | None:
@@ -347,9 +482,12 @@ def _as_path(value: str | None) -> Path | None:
     return Path(value)
 
 
-@main.command("audit", context_settings={"help_option_names": ["-h", "--help"]})
+@main.command("audit", context_settings={"help_option_names": ["-h", "--help"]},
+              epilog=AUDIT_EPILOG, short_help="Summarise many configs: what translates, what"
+              " is left to do.")
 @click.option("-t", "--target", "targets", type=click.Choice(TARGETS), multiple=True,
-              help="Targets to compile for (repeatable; default: all).")
+              help="Targets to compile for (repeatable; default: github, gitlab, make and"
+              " shell).")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False),
               help="Also write the summary as Markdown.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
@@ -373,7 +511,8 @@ def audit_command(targets: tuple[str, ...], md_path: str | None, json_path: str 
     chosen = list(targets) or [t for t in TARGETS if t != "circleci"]
     configs = find_configs([p for p in map(_as_path, paths) if p is not None])
     if not configs:
-        raise click.UsageError("no CircleCI config found under the given paths")
+        raise click.UsageError("no CircleCI config found: give config files, or folders with"
+                               " a .circleci/config.yml below them")
     audits = []
     show_bar = len(configs) > 3 and sys.stderr.isatty()
     with click.progressbar(configs, label="auditing", file=sys.stderr,
@@ -384,17 +523,19 @@ def audit_command(targets: tuple[str, ...], md_path: str | None, json_path: str 
     if md_path is not None:
         _write_atomically(md_path, render_markdown(audits, chosen))
     if json_path is not None:
-        _write_atomically(json_path, render_json(audits))
+        _write_atomically(json_path, render_json(audits, chosen))
     if not all(a.ok for a in audits):
         sys.exit(1)
 
 
-@main.group("orbs", context_settings={"help_option_names": ["-h", "--help"]})
+@main.group("orbs", context_settings={"help_option_names": ["-h", "--help"]},
+            short_help="Fetch registry orbs for offline compilation.")
 def orbs_group() -> None:
     """Registry orbs: get their sources for offline compilation (--orb-dir)."""
 
 
-@orbs_group.command("fetch", context_settings={"help_option_names": ["-h", "--help"]})
+@orbs_group.command("fetch", context_settings={"help_option_names": ["-h", "--help"]},
+                    epilog=ORBS_EPILOG)
 @click.option("--orb-dir", required=True, type=click.Path(file_okay=False),
               help="Where to write the orb sources and orbs.lock (created if missing).")
 @click.option("--registry", default="https://circleci.com", show_default=True,
