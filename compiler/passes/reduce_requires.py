@@ -79,9 +79,11 @@ def reduce_requires(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
                         needs.append(d)
                         continue
                     anc, member = _masks(nodes, nodes[index[d]].exists, masks_for)
-                    bit = 1 << index[d]
+                    # A shift, not `& (1 << i)`: that mask would be as wide as the workflow
+                    # up to D, for every pair (quadratic in 10,000-job workflows).
+                    i = index[d]
                     redundant = any(
-                        c != d and member[index[c]] and anc[index[c]] & bit for c in plain
+                        c != d and member[index[c]] and anc[index[c]] >> i & 1 for c in plain
                     )
                     if not redundant:
                         needs.append(d)
