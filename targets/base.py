@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from cicompile import ir
@@ -62,21 +63,29 @@ def unique_ids(names: list[str], make_id: object = sanitize_id) -> dict[str, str
     return out
 
 
+# The quoting helpers are pure and the same words recur (directories, names, env pairs): they
+# are memoised, bounded.
+@lru_cache(maxsize=8192)
 def sh_quote(s: str) -> str:
     return shlex.quote(s)
 
 
+# A `[...]` class stays active only when its body is made of characters that are inert in the
+# shell; any other bracket text (quotes, `$(`, spaces...) is quoted as literal text.
+_GLOB = r"\*|\?|\[[A-Za-z0-9_.,:@%+!^-]+\]"
+_GLOB_SPLIT = re.compile(f"({_GLOB})")
+_GLOB_PART = re.compile(_GLOB)
+
+
+@lru_cache(maxsize=8192)
 def glob_quote(path: str) -> str:
     """Shell-quote a path but leave the glob characters `*`, `?` and `[...]` active."""
-    # A `[...]` class stays active only when its body is made of characters that are inert
-    # in the shell; any other bracket text (quotes, `$(`, spaces...) is quoted as literal text.
-    glob = r"\*|\?|\[[A-Za-z0-9_.,:@%+!^-]+\]"
-    parts = re.split(f"({glob})", path)
+    parts = _GLOB_SPLIT.split(path)
     out = []
     for part in parts:
         if not part:
             continue
-        if re.fullmatch(glob, part):
+        if _GLOB_PART.fullmatch(part):
             out.append(part)
         else:
             out.append(shlex.quote(part))
@@ -85,6 +94,8 @@ def glob_quote(path: str) -> str:
 
 def heredoc_delimiter(text: str, base: str = "CICOMPILE_EOF") -> str:
     """A heredoc delimiter that does not occur as a line of `text`."""
+    if base not in text:  # the usual case, without splitting the text
+        return base
     lines = set(text.splitlines())
     delim, i = base, 1
     while delim in lines:

@@ -8,7 +8,7 @@ matters, and both use this same function.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 
 from cicompile import ir
 from cicompile.targets.base import path_quote
@@ -36,6 +36,12 @@ def cache_key_lines(keys: list[tuple[ir.KeyPart, ...]], prefix: str = "key") -> 
     Command substitutions get their own assignments first, so `set -e` stops the step when a
     checksum file is missing (as CircleCI fails the step).
     """
+    return list(_key_lines(tuple(keys), prefix))
+
+
+# Memoised: the same keys recur in a config's jobs (a save and its restores, shared commands).
+@lru_cache(maxsize=1024)
+def _key_lines(keys: tuple[tuple[ir.KeyPart, ...], ...], prefix: str) -> tuple[str, ...]:
     lines: list[str] = []
     computed: dict[tuple[str, str], str] = {}
     for i, parts in enumerate(keys):
@@ -62,7 +68,7 @@ def cache_key_lines(keys: list[tuple[ir.KeyPart, ...]], prefix: str = "key") -> 
                         lines.append(f'{var}="{os_arch}"')
                 word.append("${" + computed[ident] + "}")
         lines.append(f'{prefix}{i}="{"".join(word)}"')
-    return lines
+    return tuple(lines)
 
 
 def needs_checksum(keys: list[tuple[ir.KeyPart, ...]]) -> bool:

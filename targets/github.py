@@ -132,6 +132,10 @@ RESULTS = {
 }
 
 
+# CircleCI's checkout directory spelt out in a command.
+_PROJECT_PATH = re.compile(r"~/project\b|\$HOME/project\b")
+
+
 def literal(s: str) -> str:
     """Neutralise GitHub expression syntax in text copied from the config."""
     return s.replace("${{", "${{ '${{' }}")
@@ -505,8 +509,8 @@ class _JobEmitter:
         if to_make:
             run = "mkdir -p " + " ".join(to_make)
             steps.append({"name": "Create CircleCI working directories", "run": run})
-        literal_use = any(
-            isinstance(s, ir.Run) and re.search(r"~/project\b|\$HOME/project\b", s.command)
+        literal_use = any(  # the `in` test first: the regex tries every position
+            isinstance(s, ir.Run) and "/project" in s.command and _PROJECT_PATH.search(s.command)
             for s in job.steps
         )
         if literal_use and job.working_directory.startswith(PROJECT):

@@ -63,6 +63,7 @@ _C_TABLE: dict[int, str | None] = {
 }
 
 
+@functools.lru_cache(maxsize=8192)  # pure, and the same words recur (names, directories)
 def sh(s: str) -> str:
     """`shlex.quote`, but one `$'...'` word for text with control characters (never a
     multi-line word) or a backslash before a quote (`'a\\'` reads as a mistake: SC1003)."""
@@ -87,6 +88,18 @@ def make_escape(text: str) -> str:
 # A line make would not carry verbatim inside `define ... endef`: a nested `define`/`endef`
 # (make counts them, even indented), or a trailing backslash (make joins the next line).
 MAKE_HAZARD = re.compile(r"^[ \t]*(?:define|endef)(?:[ \t]|$)|\\\r?$", re.M)
+# Control characters but the newline: a command with one is passed as one `$'...'` word.
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def make_hazard(text: str) -> re.Match[str] | None:
+    """`MAKE_HAZARD.search(text)`. The regex scans slowly (an alternation tried at every
+    character) and texts are long: substring tests, one per way it can match, rule out nearly
+    all of them first."""
+    if not ("define" in text or "endef" in text or "\\\n" in text or "\\\r" in text
+            or text.endswith("\\")):
+        return None
+    return MAKE_HAZARD.search(text)
 
 
 def make_environment() -> Environment:
@@ -361,9 +374,8 @@ class _Builder:
                     options.append(("--reruns", str(step.max_auto_reruns)))
                     if step.auto_rerun_delay:
                         options.append(("--delay", str(step.auto_rerun_delay)))
-                inline = bool(MAKE_HAZARD.search(step.command) or _CONTROL.search(
-                    step.command.replace("\n", "")
-                ))
+                inline = bool(make_hazard(step.command)
+                              or _CONTROL_BUT_NEWLINE.search(step.command))
                 return StepView(
                     kind="run",
                     when=step.when.value,

@@ -32,12 +32,12 @@ from cicompile.records import dataclass
 from cicompile.targets.base import GENERATED_NOTICE, EmitContext, Target
 from cicompile.targets.jobscript import (
     ENV,
-    MAKE_HAZARD,
     RUNTIME_SLOT,
     build_model,
     comment_safe,
     drop_unused_functions,
     make_escape,
+    make_hazard,
     render_node,
     render_runtime,
 )
@@ -55,12 +55,7 @@ class _MakeNode:
 
 
 def _check_define_body(name: str, text: str) -> None:
-    # MAKE_HAZARD scans slowly (an alternation tried at every character) and bodies are long:
-    # these substring tests, one per way it can match, rule out nearly all of them first.
-    if not ("define" in text or "endef" in text or "\\\n" in text or "\\\r" in text
-            or text.endswith("\\")):
-        return
-    m = MAKE_HAZARD.search(text)
+    m = make_hazard(text)
     if m:
         line = text[: m.start()].count("\n") + 1
         raise AssertionError(f"internal error: line {line} of {name} would break its define")

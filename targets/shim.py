@@ -32,17 +32,28 @@ def _commands(job: ir.Job) -> list[str]:
     return [s.command for s in job.steps if isinstance(s, ir.Run)]
 
 
+def _calls(pattern: re.Pattern[str], word: str, text: str) -> bool:
+    """`pattern.search(text)` for a pattern whose matches start with WORD: tried only where
+    the word is (found by `str.find`). The patterns open with a lookbehind, which makes a
+    search try every position of every command; `match` at a position still sees the text
+    before it."""
+    at = text.find(word)
+    while at != -1:
+        if pattern.match(text, at):
+            return True
+        at = text.find(word, at + 1)
+    return False
+
+
 def needs_shim(job: ir.Job) -> bool:
     """Whether the job gets the shim: it is parallel or calls the in-job CLI."""
-    # The `in` test first: both patterns contain the word, and they open with a lookbehind,
-    # which makes the regex engine try every position of every command.
     return job.parallelism > 1 or any(
-        "circleci" in c and _USES_CLI.search(c) for c in _commands(job))
+        _calls(_USES_CLI, "circleci", c) for c in _commands(job))
 
 
 def may_halt(job: ir.Job) -> bool:
     """Whether a step may call `circleci-agent step halt` (targets then guard later steps)."""
-    return any("circleci-agent" in c and _USES_AGENT.search(c) for c in _commands(job))
+    return any(_calls(_USES_AGENT, "circleci-agent", c) for c in _commands(job))
 
 
 def install_script(directory: str) -> str:

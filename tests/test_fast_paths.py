@@ -22,12 +22,29 @@ def _samples(n: int) -> list[str]:
 
 
 def test_define_check_prefilter_never_hides_a_hazard() -> None:
-    for data in _samples(20_000):
-        if make.MAKE_HAZARD.search(data):
+    from cicompile.targets import jobscript
+    from cicompile.targets.base import heredoc_delimiter
+
+    pieces = ["CICOMPILE_EOF", "CICOMPILE_EOF_2", "\n", "\r\n", "\x85", "x"]
+    rnd = random.Random(3)
+    for data in _samples(20_000) + ["".join(rnd.choices(pieces, k=rnd.randint(0, 8)))
+                                    for _ in range(5_000)]:
+        match, found = jobscript.MAKE_HAZARD.search(data), jobscript.make_hazard(data)
+        assert (found and found.span()) == (match and match.span())
+        if match:
             with pytest.raises(AssertionError):
                 make._check_define_body("node", data)
         else:
             make._check_define_body("node", data)
+        # run steps: control characters once newlines are dropped, the regex without them
+        assert bool(jobscript._CONTROL.search(data.replace("\n", ""))) == \
+            bool(jobscript._CONTROL_BUT_NEWLINE.search(data))
+        # heredoc_delimiter's shortcut when the text cannot hold the delimiter as a line
+        lines, delim, i = set(data.splitlines()), "CICOMPILE_EOF", 1
+        while delim in lines:
+            i += 1
+            delim = f"CICOMPILE_EOF_{i}"
+        assert heredoc_delimiter(data) == delim
 
 
 def test_direct_representation_gives_the_representer_s_bytes() -> None:
@@ -497,3 +514,26 @@ def test_passes_memos_give_what_the_plain_passes_give() -> None:
                 assert n.layers == tuple(layers), n.name
                 checked += 1
     assert checked > 1_000 and reduced > 10, (checked, reduced)
+
+
+def test_shim_detection_tries_the_patterns_only_at_the_word() -> None:
+    """`_calls` answers what `pattern.search` answers: on every run command of the golden and
+    corpus inputs, and on texts built around the words and the lookbehind's characters."""
+    from cicompile import front_end, ir
+    from cicompile.targets import shim
+
+    pipelines = [front_end(f.read_text(errors="replace")).pipeline for f in _yaml_inputs()]
+    texts = [s.command for p in pipelines if isinstance(p, ir.Pipeline) for job in p.jobs
+             for s in job.steps if isinstance(s, ir.Run)]
+    assert len(texts) > 1_000
+    rnd = random.Random(5)
+    pieces = ["circleci", "circleci-agent", " tests", "\ttests", "-agent", "x", "/", ".", "-",
+              " ", "\n", "step halt", "testsx", "é"]
+    texts += ["".join(rnd.choices(pieces, k=rnd.randint(0, 8))) for _ in range(20_000)]
+    hits = set()
+    for text in texts:
+        for pattern, word in ((shim._USES_CLI, "circleci"), (shim._USES_AGENT, "circleci-agent")):
+            found = shim._calls(pattern, word, text)
+            assert found == bool(pattern.search(text)), (pattern, text)
+            hits.add(found)
+    assert hits == {True, False}
