@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
-from tests.tools import ROOT
+import pytest
+
+from tests.tools import ROOT, git_repo
 
 CALL = re.compile(r"\.(?:error|warning|note|unsupported)\(\s*[\"']([a-z0-9-]+)[\"']", re.S)
 
@@ -20,3 +26,72 @@ def test_every_code_is_documented() -> None:
     assert used, "no diagnostic calls found: the pattern is stale"
     missing = sorted(used - names)
     assert not missing, f"undocumented diagnostic codes: {missing}"
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_CONSOLE = re.compile(r"^```console\n(.*?)^```", re.M | re.S)
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_relative_links_and_anchors_exist() -> None:
+    for doc in DOCS:
+        for target in _LINK.findall(doc.read_text()):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (doc.parent / path).resolve()
+            assert dest.exists(), f"{doc.name}: {target}"
+            if anchor:
+                headings = re.findall(r"^#+\s+(.+)$", dest.read_text(), re.M)
+                assert anchor in {_slug(h) for h in headings}, f"{doc.name}: {target}"
+
+
+def _readme_config() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("```yaml\n# .circleci/config.yml\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("doc", [d for d in DOCS if _CONSOLE.search(d.read_text())],
+                         ids=lambda d: d.name)
+def test_console_examples_run_as_written(doc: Path, tmp_path: Path) -> None:
+    """Every `$ ` line of the doc's console blocks, in order, in a repository whose
+    .circleci/config.yml is the README's example (and ~/src/* a few such repositories)."""
+    repo = tmp_path / "repo"
+    (repo / ".circleci").mkdir(parents=True)
+    (repo / ".circleci" / "config.yml").write_text(_readme_config())
+    git_repo(repo)
+    home = tmp_path / "home"
+    for name in ("api", "web"):
+        (home / "src" / name / ".circleci").mkdir(parents=True)
+        (home / "src" / name / ".circleci" / "config.yml").write_text(_readme_config())
+    env = {**os.environ, "HOME": str(home),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    commands = [line[2:] for block in _CONSOLE.findall(doc.read_text())
+                for line in block.splitlines() if line.startswith("$ ")]
+    assert commands
+    for command in commands:
+        # A fixed /tmp path in the docs would be shared by concurrent test runs.
+        shown = command.replace("/tmp/ci", str(tmp_path / "ci"))
+        r = subprocess.run(["bash", "-c", shown], cwd=repo, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, f"{doc.name}: $ {command}\n{r.stdout[-2000:]}{r.stderr}"
+        assert "Traceback" not in r.stderr, command
+
+
+def test_graph_examples_are_the_real_output() -> None:
+    doc = (ROOT / "docs" / "graph.md").read_text()
+    blocks = re.findall(r"^```mermaid\n(.*?)^```", doc, re.M | re.S)
+    sources = re.findall(r"`(golden/[\w-]+/input\.yml)`", doc)
+    assert len(blocks) == 2 and sources[:2] == ["golden/seed-approval/input.yml",
+                                                "golden/release-pipeline/input.yml"]
+    for block, src in zip(blocks, ["seed-approval", "release-pipeline"], strict=True):
+        r = subprocess.run([sys.executable, "-m", "cicompile", "graph",
+                            str(ROOT / "golden" / src / "input.yml")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and r.stdout == block, src
