@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import random
+import re
+import sys
 from typing import Any
 
 import pytest
@@ -514,6 +516,88 @@ def test_passes_memos_give_what_the_plain_passes_give() -> None:
                 assert n.layers == tuple(layers), n.name
                 checked += 1
     assert checked > 1_000 and reduced > 10, (checked, reduced)
+
+
+# Documents without aliases that reach the tree builder's corners: merges, duplicates, tags
+# that are refused, keys that are collections, the depth bound on both sides of 500.
+_TREE_DOCS = [
+    "a: {<<: {x: 1, y: 2}, y: 3}\nb: {<<: [{p: 1}, {p: 2, q: 3}], r: !!str 4}\n",
+    "a: {<<: 1}\nb: {<<: [x]}\n",
+    "a: 1\na: 2\nb: {k: x, k: y}\n",
+    "a: !!set {x}\n",
+    "a: !foo x\n",
+    "? [k]\n: v\n",
+    "? {k: v}\n: v\n",
+    "a: =\nb: <<\nc: [1, 1.5, .inf, ~, '', yes, 2020-01-01, 0x1f]\n1: one\n~: null\n",
+    "x\n",
+    "a: " + "[" * 499 + "x" + "]" * 499 + "\n",
+    "a: " + "[" * 500 + "x" + "]" * 500 + "\n",
+    "a: " + "[" * 501 + "]" * 501 + "\n",
+    "a: " + "[" * 500 + "]" * 500 + "\n",
+    "".join(f"{' ' * i}k{i}:\n" for i in range(502)) + " " * 502 + "v\n",
+    *("b: " + "{a: " * n + "{<<: " + merged + "}" + "}" * n + "\n"
+      for n in (497, 498, 499) for merged in ("[{x: 1}]", "[{}]", "[]")),
+    "<<: [{}, {}]\n", "<<: [{}, {}, {}]\n", "<<: {}\nk: v\n", "<<: {}\nk: [v]\n",
+    "b: " + "{a: " * 499 + "{<<: {x: 1}}" + "}" * 499 + "\n",
+    "b: " + "{a: " * 500 + "{<<: {x: 1}}" + "}" * 500 + "\n",
+    "s: *.py\nt: a*b\nu: 2>&1\n",
+]
+
+
+@pytest.mark.parametrize("limit", [5, 40, 1_000, 250_000])
+def test_tree_builder_gives_what_the_general_path_gives(limit: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_yaml builds texts without aliases in one walk that also checks the alias bound;
+    forced through the bound walk and the memoising builder, every golden and corpus input
+    and the corner cases give the same tree (values, text, quoting, positions, key index)
+    and the same diagnostics, at the real limit and at small ones."""
+    from cicompile.diagnostics import ConfigError, Diagnostics
+    from cicompile.frontend import yaml_loader as yl
+
+    def shape(node: Any) -> Any:
+        if isinstance(node, yl.YScalar):
+            return (node.text, node.value, type(node.value), node.quoted, node.span)
+        if isinstance(node, yl.YSeq):
+            return ("seq", node.span, [shape(i) for i in node.items])
+        assert isinstance(node, yl.YMap)
+        return ("map", node.span, dict(node._index), [(shape(k), shape(v)) for k, v in node.pairs])
+
+    def load(text: str) -> tuple[Any, list[Any]]:
+        d = Diagnostics()
+        try:
+            return shape(yl.load_yaml(text, "c.yml", d)), d.sorted()
+        except ConfigError:
+            return None, d.sorted()
+
+    monkeypatch.setattr(yl, "MAX_EXPANDED_NODES", limit)
+    limit_before = sys.getrecursionlimit()
+    built = yl._TreeBuilder.build
+    taken = 0
+
+    def counting(self: Any, node: Any, depth: int) -> Any:
+        nonlocal taken
+        taken += depth == 0
+        return built(self, node, depth)
+
+    monkeypatch.setattr(yl._TreeBuilder, "build", counting)
+    texts = [f.read_text(errors="replace") for f in _yaml_inputs()] + _ALIAS_DOCS + _TREE_DOCS
+    # The general builder (and `shape`) take two frames per level: room for the 500 levels
+    # the bound allows.
+    sys.setrecursionlimit(5_000)
+    try:
+        fast = [load(t) for t in texts]
+        assert taken > 50
+        # Every text may have aliases: the general path.
+        monkeypatch.setattr(yl, "_ALIAS_START", re.compile(""))
+        monkeypatch.setattr(yl, "_ANCHOR_START", re.compile(""))
+        taken = 0
+        general = [load(t) for t in texts]
+        assert taken == 0
+        for text, a, b in zip(texts, fast, general, strict=True):
+            assert a == b, text[:200]
+    finally:
+        sys.setrecursionlimit(limit_before)
+    assert sum(tree is None for tree, _ in fast) > 5
 
 
 def test_shim_detection_tries_the_patterns_only_at_the_word() -> None:

@@ -8,6 +8,7 @@ document is rejected in milliseconds.
 
 from __future__ import annotations
 
+import re
 from dataclasses import field
 from typing import Any
 
@@ -362,6 +363,151 @@ class _Builder:
         return YMap(tuple(pairs), span, seen)
 
 
+# An alias is `*` and an anchor `&`, each followed by its name, whose first character
+# libyaml and PyYAML take from these (anything else after `*`/`&` is no alias or anchor, or
+# a syntax error). A text without both has no alias, so its composed nodes form a tree.
+_ALIAS_START = re.compile(r"\*[0-9A-Za-z_-]")
+_ANCHOR_START = re.compile(r"&[0-9A-Za-z_-]")
+_MAX_DEPTH = 500  # deeper nodes fail the alias bound (`_expanded_size`) too
+
+
+class _Unbounded(Exception):
+    """The tree is deeper or larger than the alias bound allows."""
+
+
+class _TreeBuilder:
+    """`_Builder` for a composed tree without aliases (`load_yaml` decides that from the
+    text), where the alias bound has nothing to bound but size and depth.
+
+    No node is shared, so nothing is memoised; scalar children are built inline (one call
+    per collection, not per node), and the bound's two checks are made on the way: the node
+    count (each collection adds its children) and the depth (a collection at depth 500 with
+    children has nodes at 501). Anything unusual (`_Unbounded`, an error) makes `load_yaml`
+    start again on the general path, so diagnostics are the general path's.
+    """
+
+    def __init__(self, path: str, diags: Diagnostics) -> None:
+        self.path = path
+        self.diags = diags
+        self.count = 1  # the root
+
+    def build(self, node: Any, depth: int) -> YNode:
+        # Collections call build_seq/build_map directly: one Python frame per level, so the
+        # deepest tree the bound allows (500) stays within the interpreter's recursion limit.
+        kind = node.__class__
+        if kind is MappingNode:
+            return self.build_map(node, depth)
+        if kind is SequenceNode:
+            return self.build_seq(node, depth)
+        return self.scalar(node)
+
+    def scalar(self, node: Any) -> YScalar:
+        tag = node.tag
+        mark = node.start_mark
+        span = Span(self.path, mark.line + 1, mark.column + 1)
+        text = node.value
+        if tag == _STR_TAG:
+            return YScalar(text, text, span, node.style is not None)
+        if tag not in _STANDARD_TAGS:
+            raise _Unbounded  # the general path reports it
+        style = node.style
+        value = text if style in _QUOTED_STYLES else _scalar_value(node)
+        return YScalar(value, text, span, style is not None)
+
+    def build_seq(self, node: Any, depth: int) -> YSeq:
+        items = node.value
+        if node.tag not in _STANDARD_TAGS or (items and depth >= _MAX_DEPTH):
+            raise _Unbounded
+        self.count += len(items)
+        path = self.path
+        down = depth + 1
+        out: list[YNode] = []
+        for child in items:
+            kind = child.__class__
+            if kind is ScalarNode:
+                if child.tag == _STR_TAG:
+                    mark = child.start_mark
+                    text = child.value
+                    out.append(YScalar(text, text, Span(path, mark.line + 1, mark.column + 1),
+                                       child.style is not None))
+                else:
+                    out.append(self.scalar(child))
+            elif kind is MappingNode:
+                out.append(self.build_map(child, down))
+            else:
+                out.append(self.build_seq(child, down))
+        mark = node.start_mark
+        return YSeq(tuple(out), Span(path, mark.line + 1, mark.column + 1))
+
+    def build_map(self, node: Any, depth: int) -> YMap:
+        entries = node.value
+        if node.tag not in _STANDARD_TAGS or (entries and depth >= _MAX_DEPTH):
+            raise _Unbounded
+        self.count += 2 * len(entries)
+        path = self.path
+        down = depth + 1
+        merged: list[tuple[YScalar, YNode]] = []
+        # `seen` ends up as the map's key index (name -> position in `pairs`).
+        seen: dict[str, int] = {}
+        pairs: list[tuple[YScalar, YNode]] = []
+        for knode, vnode in entries:
+            ktag = knode.tag
+            if ktag == _STR_TAG and knode.__class__ is ScalarNode:
+                mark = knode.start_mark
+                name = knode.value
+                key = YScalar(name, name, Span(path, mark.line + 1, mark.column + 1),
+                              knode.style is not None)
+            elif ktag == _MERGE_TAG:
+                if vnode.__class__ is SequenceNode:
+                    sources = vnode.value
+                    if sources and down >= _MAX_DEPTH:
+                        raise _Unbounded
+                    self.count += len(sources)
+                    for src in sources:
+                        built = self.build(src, down + 1)
+                        if type(built) is not YMap:
+                            raise _Unbounded  # an error: the general path reports it
+                        merged.extend(built.pairs)
+                else:
+                    built = self.build(vnode, down)
+                    if type(built) is not YMap:
+                        raise _Unbounded
+                    merged.extend(built.pairs)
+                continue
+            else:
+                built = self.build(knode, down)
+                if type(built) is not YScalar:
+                    raise _Unbounded
+                key = built
+                name = key.text if key.value is not None or key.quoted else ""  # as_str()
+            kind = vnode.__class__
+            value: YNode
+            if kind is ScalarNode:
+                if vnode.tag == _STR_TAG:
+                    mark = vnode.start_mark
+                    text = vnode.value
+                    value = YScalar(text, text, Span(path, mark.line + 1, mark.column + 1),
+                                    vnode.style is not None)
+                else:
+                    value = self.scalar(vnode)
+            elif kind is MappingNode:
+                value = self.build_map(vnode, down)
+            else:
+                value = self.build_seq(vnode, down)
+            if name in seen:
+                raise _Unbounded  # a duplicate key: the general path warns
+            seen[name] = len(pairs)
+            pairs.append((key, value))
+        # Merged keys have lower priority than explicit ones; among merge sources, first wins.
+        for key, value in merged:
+            name = key.as_str()
+            if name not in seen:
+                seen[name] = len(pairs)
+                pairs.append((key, value))
+        mark = node.start_mark
+        return YMap(tuple(pairs), Span(path, mark.line + 1, mark.column + 1), seen)
+
+
 def _lenient_fixes(text: str) -> tuple[str, list[tuple[int, int, str]]]:
     """Rewrite what libyaml refuses but CircleCI's parser accepts, recording each change.
 
@@ -412,6 +558,17 @@ def load_yaml(text: str, path: str, diags: Diagnostics) -> YNode | None:
         raise ConfigError from exc
     if root is None:
         return None
+    if not (_ALIAS_START.search(text) and _ANCHOR_START.search(text)):
+        # Without aliases nothing is shared: the tree is built in one walk that also checks
+        # the bound (size, depth), instead of a bound walk and a memoising build.
+        tree = _TreeBuilder(path, diags)
+        try:
+            built = tree.build(root, 0)
+        except _Unbounded:
+            pass  # the general path below reports what stopped it
+        else:
+            if tree.count <= MAX_EXPANDED_NODES:
+                return built
     if _expanded_size(root, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
         diags.error(
             "alias-expansion-limit",
