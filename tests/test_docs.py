@@ -95,3 +95,17 @@ def test_graph_examples_are_the_real_output() -> None:
                             str(ROOT / "golden" / src / "input.yml")],
                            capture_output=True, text=True)
         assert r.returncode == 0 and r.stdout == block, src
+
+
+def test_target_guide_excerpts_are_real_output(tmp_path: Path) -> None:
+    from cicompile import compile_config
+
+    doc = (ROOT / "docs" / "targets.md").read_text()
+    excerpts = re.findall(r"^<!-- excerpt: (\w+) -->\n```\w+\n(.*?)^```", doc, re.M | re.S)
+    assert {t for t, _ in excerpts} == {"github", "gitlab", "make"}
+    for target, text in excerpts:
+        result = compile_config(_readme_config(), target, path=".circleci/config.yml")
+        assert result.ok
+        assert any(text in content for content in result.files.values()), (
+            f"docs/targets.md: the {target} excerpt is no longer in the output of the README's"
+            " config: copy the current output into it")
