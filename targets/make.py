@@ -54,6 +54,12 @@ class _MakeNode:
     text: str  # the node's bash (unescaped)
 
 
+@dataclass(frozen=True, slots=True)
+class _MakeWorkflow:
+    id: str
+    nodes: list[_MakeNode]
+
+
 def _check_define_body(name: str, text: str) -> None:
     m = make_hazard(text)
     if m:
@@ -87,7 +93,7 @@ class MakeTarget(Target):
         _check_define_body("the existence conditions", exists)
         by_key = {n.key: n for n in nodes}
         workflows = [
-            {"id": wf.id, "nodes": [by_key[n.key] for n in wf.nodes]} for wf in model.workflows
+            _MakeWorkflow(wf.id, [by_key[n.key] for n in wf.nodes]) for wf in model.workflows
         ]
         source = comment_safe(model.source)
         text = ENV.get_template("Makefile.j2").render(
@@ -104,7 +110,8 @@ class MakeTarget(Target):
         for node in nodes:
             _check_define_body(f"node {node.key}", node.text)
         for what, body in [("the runtime", runtime)] + [(n.target, n.text) for n in nodes]:
-            if len(body.encode()) > ENV_LIMIT:
+            # (the size in UTF-8 without encoding the text when it is ASCII: an O(1) test)
+            if (len(body) if body.isascii() else len(body.encode())) > ENV_LIMIT:
                 ctx.diags.warning(
                     "unsupported-feature",
                     f"the bash of {what} is {len(body.encode()) // 1024} KiB; the Makefile"

@@ -621,3 +621,23 @@ def test_shim_detection_tries_the_patterns_only_at_the_word() -> None:
             assert found == bool(pattern.search(text)), (pattern, text)
             hits.add(found)
     assert hits == {True, False}
+
+
+def test_job_scripts_without_their_fast_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """make and shell write the same files and diagnostics, for every golden and corpus input,
+    with jinja's own attribute lookup (not the builtin) and every step view built afresh (not
+    memoised)."""
+    from cicompile import compile_config
+    from cicompile.targets import jobscript
+    from jinja2 import Environment
+
+    inputs = [f.read_text(errors="replace") for f in _yaml_inputs()]
+    fast = [[compile_config(text, t) for t in ("make", "shell")] for text in inputs]
+    monkeypatch.setattr(jobscript.ENV, "getattr",
+                        Environment.getattr.__get__(jobscript.ENV))
+    monkeypatch.setattr(jobscript._Builder, "view", jobscript._Builder.step)
+    plain = [[compile_config(text, t) for t in ("make", "shell")] for text in inputs]
+    assert sum(bool(r.files) for rs in fast for r in rs) > 150
+    for a, b in zip(fast, plain, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert (x.files, x.diagnostics) == (y.files, y.diagnostics)
