@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 from cicompile import Result, __version__, compile_targets
@@ -48,6 +48,7 @@ MAIN_EPILOG = EPILOG + """
 Other commands (each has --help):
   cicompile graph .circleci/config.yml > graph.mmd     # workflows as Mermaid (or --format dot)
   cicompile audit ~/src/*/ --markdown audit.md         # many repositories at once
+
 \b
 Shell completion (bash; zsh: zsh_source, fish: fish_source), e.g. in ~/.bashrc:
   eval "$(_CICOMPILE_COMPLETE=bash_source cicompile)"
@@ -325,11 +326,7 @@ def compile_command(
                                   orb_dir=_as_path(orb_dir), runner_map=runner_map,
                                   schedules=declared)
     except Exception as exc:  # a bug in cicompile, not in the config
-        if os.environ.get("CICOMPILE_DEBUG"):
-            raise
-        click.echo(f"{shown}: error: internal error in cicompile ({type(exc).__name__}: {exc});"
-                   " please report it, with CICOMPILE_DEBUG=1 output [internal-error]", err=True)
-        sys.exit(3)
+        _internal_error(shown, exc)
     diags = _merged_diagnostics(results)
     shown_diags = [d for d in diags if not quiet or d.severity == "error"]
     if shown_diags:
@@ -402,18 +399,32 @@ def graph_command(fmt: str, params: tuple[str, ...], config: str,
     from cicompile.graph import to_dot, to_mermaid
     from cicompile.ir import Pipeline
 
+    shown = "<stdin>" if config == "-" else config
     text = sys.stdin.read() if config == "-" else _read(config)
+    pipeline_params = _params(params)
     diags = Diagnostics()
     try:
-        pipeline = build_ir(text, config, diags, pipeline_params=_params(params),
+        pipeline = build_ir(text, shown, diags, pipeline_params=pipeline_params,
                             orb_dir=_as_path(orb_dir))
+        assert isinstance(pipeline, Pipeline)
+        drawn = to_dot(pipeline) if fmt == "dot" else to_mermaid(pipeline)
     except ConfigError:
         click.echo(_render(diags.sorted(), "text"), err=True, nl=False)
         sys.exit(1)
-    assert isinstance(pipeline, Pipeline)
+    except Exception as exc:  # a bug in cicompile, not in the config
+        _internal_error(shown, exc)
     # Warnings and notes too: they say why a workflow is missing or a job never runs.
     click.echo(_render(diags.sorted(), "text"), err=True, nl=False)
-    click.echo(to_dot(pipeline) if fmt == "dot" else to_mermaid(pipeline), nl=False)
+    click.echo(drawn, nl=False)
+
+
+def _internal_error(shown: str, exc: Exception) -> NoReturn:
+    """Exit status 3 with one positioned line; CICOMPILE_DEBUG=1 shows the traceback."""
+    if os.environ.get("CICOMPILE_DEBUG"):
+        raise exc
+    click.echo(f"{shown}: error: internal error in cicompile ({type(exc).__name__}: {exc});"
+               " please report it, with CICOMPILE_DEBUG=1 output [internal-error]", err=True)
+    sys.exit(3)
 
 
 def _runner_map(path: str, fmt: str) -> object:

@@ -497,3 +497,24 @@ def test_the_documented_github_actions_check_passes_the_validators(tmp_path: Pat
              str(ROOT / ".ci" / "zizmor.yml"), "--min-severity", "low", "--format", "plain",
              str(wf)], cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("command", [["-t", "github"], ["graph"]])
+def test_internal_errors_exit_3_with_one_line(monkeypatch: pytest.MonkeyPatch,
+                                              command: list[str]) -> None:
+    import cicompile
+    import cicompile.graph
+    from cicompile.cli import main
+    from click.testing import CliRunner
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(cicompile, "compile_targets", bug)
+    monkeypatch.setattr("cicompile.cli.compile_targets", bug)
+    monkeypatch.setattr(cicompile.graph, "to_mermaid", bug)
+    monkeypatch.delenv("CICOMPILE_DEBUG", raising=False)
+    r = CliRunner().invoke(main, [*command, str(SEED)])
+    assert r.exit_code == 3, r.output
+    assert r.stderr.strip().endswith("[internal-error]") and "KeyError" in r.stderr
+    assert len(r.stderr.splitlines()) == 1
