@@ -387,11 +387,12 @@ def _merged_diagnostics(results: dict[str, Result]) -> list[Diagnostic]:
               " there are several) or Graphviz dot (a cluster per workflow).")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
               help="Set a 2.1 pipeline parameter (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings or notes).")
 @ORB_DIR_OPTION
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True),
                 callback=_as_pathlib_shows)
 def graph_command(fmt: str, params: tuple[str, ...], config: str,
-                  orb_dir: str | None = None) -> None:
+                  orb_dir: str | None = None, quiet: bool = False) -> None:
     """Draw each workflow's job graph: approvals as distinct shapes, filters as labels,
     edges implied by others (dropped from `needs`) dashed."""
     from cicompile import build_ir
@@ -414,7 +415,8 @@ def graph_command(fmt: str, params: tuple[str, ...], config: str,
     except Exception as exc:  # a bug in cicompile, not in the config
         _internal_error(shown, exc)
     # Warnings and notes too: they say why a workflow is missing or a job never runs.
-    click.echo(_render(diags.sorted(), "text"), err=True, nl=False)
+    if not quiet:
+        click.echo(_render(diags.sorted(), "text"), err=True, nl=False)
     click.echo(drawn, nl=False)
 
 

@@ -165,6 +165,9 @@ def test_no_workflow_left_is_a_valid_empty_graph_and_says_why(tmp_path: Path,
     assert r.returncode == 0
     assert r.stdout.startswith("flowchart LR" if fmt == "mermaid" else "digraph circleci {")
     assert "[workflow-skipped]" in r.stderr
+    r = subprocess.run([*CLI, "graph", "-q", "--format", fmt, str(cfg)], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert r.returncode == 0 and r.stderr == ""
 
 
 def test_config_without_workflows() -> None:
