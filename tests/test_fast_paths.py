@@ -641,3 +641,101 @@ def test_job_scripts_without_their_fast_paths(monkeypatch: pytest.MonkeyPatch) -
     for a, b in zip(fast, plain, strict=True):
         for x, y in zip(a, b, strict=True):
             assert (x.files, x.diagnostics) == (y.files, y.diagnostics)
+
+
+# Keys and values substituted in maps of jobs, commands and their arguments.
+_TEMPLATED_KEYS = """version: 2.1
+commands:
+  greet:
+    parameters:
+      key: {type: string, default: K}
+      who: {type: string}
+    steps:
+      - run:
+          name: << parameters.who >>
+          environment:
+            << parameters.key >>_NAME: << parameters.who >>
+            PLAIN: x
+          command: echo "<< parameters.who >> << pipeline.git.branch >>"
+jobs:
+  j:
+    parameters:
+      k: {type: string, default: A}
+    docker: [{image: cimg/base:stable}]
+    environment:
+      << parameters.k >>: "1"
+      B: "<< parameters.k >>"
+    steps:
+      - greet: {who: me, key: << parameters.k >>}
+      - greet: {who: you}
+workflows:
+  w:
+    jobs:
+      - j
+      - j: {name: j2, k: Z}
+"""
+
+
+def test_expander_fast_paths_give_what_the_plain_code_gives(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The expander keeps template-free scalar children without a call, shares a map's key
+    index when only its values change, tests keys to drop against the index, and plans each
+    text's rendering once; with the plain code instead (every child substituted, every index
+    rebuilt, every text's expressions evaluated and tokens scanned), every 2.1 golden and
+    corpus input expands to the same tree (key indexes included) and diagnostics."""
+    import operator
+
+    from cicompile.diagnostics import ConfigError, Diagnostics
+    from cicompile.frontend import expand
+    from cicompile.frontend.yaml_loader import YMap, YScalar, YSeq, load_yaml
+
+    def shape(node: Any) -> Any:
+        if isinstance(node, YScalar):
+            return (node.text, node.value, type(node.value), node.quoted, node.span)
+        if isinstance(node, YSeq):
+            return ("seq", node.span, [shape(i) for i in node.items])
+        assert isinstance(node, YMap)
+        return ("map", node.span, dict(node._index), [(shape(k), shape(v)) for k, v in node.pairs])
+
+    def plain_subst(self: Any, node: Any, scope: Any) -> Any:
+        if isinstance(node, YScalar):
+            return self.subst_scalar(node, scope)
+        if not self.templated(node):
+            return node
+        if isinstance(node, YSeq):
+            items = [self.subst(i, scope) for i in node.items]
+            if all(map(operator.is_, items, node.items)):
+                return node
+            return YSeq(tuple(items), node.span)
+        changed = False
+        pairs = []
+        for k, v in node.pairs:
+            k2, v2 = self.subst_key(k, scope), self.subst(v, scope)
+            changed = changed or k2 is not k or v2 is not v
+            pairs.append((k2, v2))
+        return YMap(tuple(pairs), node.span) if changed else node
+
+    def plain_without(m: Any, keys: Any) -> Any:
+        drop = set(keys)
+        if not any(k.as_str() in drop for k, _ in m.pairs):
+            return m
+        return YMap(tuple((k, v) for k, v in m.pairs if k.as_str() not in drop), m.span)
+
+    def expanded(text: str) -> Any:
+        d = Diagnostics()
+        root = load_yaml(text, "c.yml", d)
+        assert isinstance(root, YMap)
+        try:
+            return shape(expand.expand_config(root, d, source=text)), d.sorted()
+        except ConfigError:
+            return None, d.sorted()
+
+    inputs = [f.read_text() for f in _v21_inputs()] + [_TEMPLATED_KEYS]
+    fast = [expanded(text) for text in inputs]
+    monkeypatch.setattr(expand._Expander, "subst", plain_subst)
+    monkeypatch.setattr(expand, "_without", plain_without)
+    monkeypatch.setattr(expand, "_render_plan", lambda text: (True, [], False))
+    plain = [expanded(text) for text in inputs]
+    assert len(inputs) > 50 and sum(tree is not None for tree, _ in fast) > 50
+    for text, a, b in zip(inputs, fast, plain, strict=True):
+        assert a == b, text[:300]

@@ -119,7 +119,7 @@ def _key(text: str, span: Span) -> YScalar:
 
 def _without(m: YMap, keys: Iterable[str]) -> YMap:
     drop = set(keys)
-    if not any(k.as_str() in drop for k, _ in m.pairs):
+    if not m.has_any(drop):
         return m
     return YMap(tuple((k, v) for k, v in m.pairs if k.as_str() not in drop), m.span)
 
@@ -221,6 +221,19 @@ def _tokenize(text: str) -> tuple[list[_Part], bool]:
     expression = expression or bool(_EXPRESSION.search(tail))
     parts.append(tail)
     return [p for p in parts if p != ""], expression
+
+
+def _render_plan(text: str) -> tuple[bool, list[_Part], bool]:
+    """What `render` does with `text` whatever the scope: whether some `<< … >>` in it is an
+    expression `template_expression` would evaluate (then `render` evaluates them first and
+    tokenizes the result), else the text's tokens and expression flag (`_tokenize`)."""
+    if _EXPRESSION_NAME.search(text):
+        for m in _TEMPLATE_EXPRESSION.finditer(text):
+            inner = m.group(1)
+            if _EXPRESSION_NAME.search(inner) and not _NAME_ONLY.fullmatch(inner):
+                return True, [], False
+    parts, expression = _tokenize(text)
+    return False, parts, expression
 
 
 def _section_end(parts: list[_Part], start: int) -> int | None:
@@ -371,6 +384,9 @@ class _Expander:
         # id(collection) -> (it, whether some scalar or key in it is a `<< … >>` template):
         # the same bodies are substituted once per invocation.
         self._templated: dict[int, tuple[YNode, bool]] = {}
+        # text -> its `render` plan (`_render_plan`): the same texts are rendered once per
+        # invocation of the element they are in.
+        self._plans: dict[str, tuple[bool, list[_Part], bool]] = {}
         self.root = Namespace(prefix="", pipeline={})
         self.orb_sources: OrbSources | None = None  # registry orbs on disk (--orb-dir)
         self._orb_chain: tuple[str, ...] = ()  # registry orbs being read (import cycles)
@@ -394,20 +410,30 @@ class _Expander:
         if not self.templated(node):
             return node
         subst = self.subst
+        # Scalar children without a template (most) are kept here, as subst_scalar and
+        # subst_key would keep them, without a call each.
         if isinstance(node, YSeq):
-            items = [subst(i, scope) for i in node.items]
+            items = [i if type(i) is YScalar and ("<<" not in i.text
+                                                  or not isinstance(i.value, str))
+                     else subst(i, scope) for i in node.items]
             if all(map(operator.is_, items, node.items)):
                 return node
             return YSeq(tuple(items), node.span)
         subst_key = self.subst_key
-        changed = False
+        keys_changed = changed = False
         pairs = []
         for k, v in node.pairs:
-            k2 = subst_key(k, scope)
-            v2 = subst(v, scope)
-            changed = changed or k2 is not k or v2 is not v
+            k2 = k if "<<" not in k.text else subst_key(k, scope)
+            v2 = v if type(v) is YScalar and ("<<" not in v.text
+                                              or not isinstance(v.value, str)) else subst(v, scope)
+            if k2 is not k:
+                keys_changed = changed = True
+            elif v2 is not v:
+                changed = True
             pairs.append((k2, v2))
-        return YMap(tuple(pairs), node.span) if changed else node
+        if not changed:
+            return node
+        return YMap(tuple(pairs), node.span) if keys_changed else node.with_values(pairs)
 
     def templated(self, node: YNode) -> bool:
         """Whether `subst` could change something in `node` (see subst_scalar, subst_key)."""
@@ -496,9 +522,13 @@ class _Expander:
         return _TEMPLATE_EXPRESSION.sub(one, text)
 
     def render(self, text: str, scope: Scope, span: Span) -> str:
-        if _EXPRESSION_NAME.search(text):
+        plan = self._plans.get(text)
+        if plan is None:
+            plan = self._plans[text] = _render_plan(text)
+        evaluate, parts, expression = plan
+        if evaluate:
             text = self.render_expressions(text, scope, span)
-        parts, expression = _tokenize(text)
+            parts, expression = _tokenize(text)
         if expression:
             self.diags.warning("template-expression", "a `<< … >>` expression that depends on"
                                " values known only at run time (or is no valid expression) is"

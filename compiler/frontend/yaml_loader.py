@@ -9,6 +9,7 @@ document is rejected in milliseconds.
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import field
 from typing import Any
 
@@ -59,6 +60,11 @@ class YMap:
         for i, (k, _) in enumerate(self.pairs):
             self._index[k.as_str()] = i
 
+    def with_values(self, pairs: list[tuple[YScalar, YNode]]) -> YMap:
+        """This map with other values: `pairs` has this map's keys, in the same order (the
+        key index, never changed once built, is shared instead of built again)."""
+        return YMap(tuple(pairs), self.span, self._index)
+
     def get(self, key: str) -> YNode | None:
         i = self._index.get(key)
         return None if i is None else self.pairs[i][1]
@@ -72,6 +78,10 @@ class YMap:
 
     def __contains__(self, key: str) -> bool:
         return key in self._index
+
+    def has_any(self, keys: AbstractSet[str]) -> bool:
+        """Whether some of `keys` is a key here (a set test, not a walk over the pairs)."""
+        return not keys.isdisjoint(self._index)
 
 
 YNode = YScalar | YSeq | YMap
