@@ -36,6 +36,7 @@ import hashlib
 import posixpath
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Any
 
 from cicompile import ir
@@ -265,6 +266,7 @@ def _home_relative(path: str) -> str | None:
     return path  # CircleCI resolves a relative job working_directory from $HOME
 
 
+@lru_cache(maxsize=4096)  # pure, and every step of a job asks for the same directories
 def shell_dir(path: str) -> str:
     """A CircleCI directory as a shell word on GitLab: `~/project` is `$CI_PROJECT_DIR`."""
     rest = _home_relative(path)
@@ -299,7 +301,8 @@ def _project_relative(path: str) -> str | None:
 
 def _names_first_line(name: str, text: str) -> bool:
     """Whether `name` is CircleCI's default step name for `text` (its first line, maybe cut)."""
-    first = text.split("\n", 1)[0]  # what the driver shows by default
+    end = text.find("\n")  # (not `split`, which would copy the rest of a long script)
+    first = text if end < 0 else text[:end]  # what the driver shows by default
     return name == first or (name.endswith("...") and first.startswith(name[:-3]))
 
 
