@@ -62,14 +62,17 @@ def _readme_config() -> str:
 def test_console_examples_run_as_written(doc: Path, tmp_path: Path) -> None:
     """Every `$ ` line of the doc's console blocks, in order, in a repository whose
     .circleci/config.yml is the README's example (and ~/src/* a few such repositories)."""
+    # The config attaches its workspace at /tmp/ws: each test its own, as concurrent runs
+    # of the same absolute attach would clean each other's files.
+    config = _readme_config().replace("/tmp/ws", str(tmp_path / "ws"))
     repo = tmp_path / "repo"
     (repo / ".circleci").mkdir(parents=True)
-    (repo / ".circleci" / "config.yml").write_text(_readme_config())
+    (repo / ".circleci" / "config.yml").write_text(config)
     git_repo(repo)
     home = tmp_path / "home"
     for name in ("api", "web"):
         (home / "src" / name / ".circleci").mkdir(parents=True)
-        (home / "src" / name / ".circleci" / "config.yml").write_text(_readme_config())
+        (home / "src" / name / ".circleci" / "config.yml").write_text(config)
     env = {**os.environ, "HOME": str(home),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     commands = [line[2:] for block in _CONSOLE.findall(doc.read_text())
