@@ -599,6 +599,11 @@ def orbs_fetch_command(orb_dir: str, registry: str, config: str) -> None:
         sys.exit(1)
     refs, skipped = orb_refs(root) if isinstance(root, YMap) else ([], [])
     try:
+        # An unusable --orb-dir is a path error (exit 2), told apart from the registry's.
+        os.makedirs(orb_dir, exist_ok=True)
+    except OSError as exc:
+        raise _PathError(f"cannot write {orb_dir}: {exc.strerror or exc}") from exc
+    try:
         result = fetch_orbs(refs, Path(orb_dir), registry)
     except (FetchError, OSError) as exc:
         click.echo(f"{config}: error: {exc} [orb-fetch]", err=True)

@@ -303,6 +303,8 @@ def test_unwritable_outputs_exit_2_and_write_nothing(tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr and "Error: " in r.stderr
     r = cli("audit", str(SEED), "--json", str(blocker / "a.json"))
     assert r.returncode == 2 and f"cannot write {blocker / 'a.json'}" in r.stderr
+    r = cli("orbs", "fetch", "--orb-dir", str(blocker / "orbs"), str(SEED))
+    assert r.returncode == 2 and f"cannot write {blocker / 'orbs'}" in r.stderr
     assert blocker.read_text() == "" and list(tmp_path.iterdir()) == [blocker]
 
 
