@@ -500,9 +500,17 @@ def render_runtime(model: ScriptModel) -> str:
     return text.rstrip("\n")
 
 
-def render_node(node: NodeView) -> str:
-    """One node's functions (no trailing newline)."""
-    return ENV.get_template("node.sh.j2").render(node=node).rstrip("\n")
+def render_nodes(nodes: tuple[NodeView, ...]) -> list[str]:
+    """Each node's functions (no trailing newline). One render for all the nodes: a render
+    costs about what a node's steps do (a context, a generator, the joins)."""
+    text = ENV.get_template("node.sh.j2").render(nodes=nodes, end=_NODE_END)
+    texts = text.split(_NODE_END)
+    assert len(texts) == len(nodes) + 1 and not texts[-1], "a node's text holds _NODE_END"
+    return [t.rstrip("\n") for t in texts[:-1]]
+
+
+# Ends each node's text in the render of all nodes; never in the output (see RUNTIME_SLOT).
+_NODE_END = "\x00cicompile-node-end\x00"
 
 
 def comment_safe(text: str) -> str:

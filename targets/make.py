@@ -38,7 +38,7 @@ from cicompile.targets.jobscript import (
     drop_unused_functions,
     make_escape,
     make_hazard,
-    render_node,
+    render_nodes,
     render_runtime,
 )
 
@@ -81,9 +81,9 @@ class MakeTarget(Target):
                 target=target[n.key],
                 number=number[n.key],
                 needs=tuple((number[k], target[k]) for k in n.needs),
-                text=render_node(n),
+                text=text,
             )
-            for n in model.nodes
+            for n, text in zip(model.nodes, render_nodes(model.nodes), strict=True)
         ]
         # The nodes' cc_exists_KEY under other names: a shellcheck of all the Makefile's bash
         # at once would see each defined twice (only the runtime's `live` evaluates these).

@@ -15,7 +15,7 @@ from cicompile.targets.jobscript import (
     build_model,
     comment_safe,
     drop_unused_functions,
-    render_node,
+    render_nodes,
     render_runtime,
 )
 
@@ -31,7 +31,7 @@ class ShellTarget(Target):
             source=source,
             workflows=model.workflows,
             runtime=RUNTIME_SLOT,
-            nodes=[render_node(n) for n in model.nodes],
+            nodes=render_nodes(model.nodes),
             serial_groups=any(n.serial_group for n in model.nodes),
         )
         runtime = drop_unused_functions(render_runtime(model), text)

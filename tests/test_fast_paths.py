@@ -739,3 +739,22 @@ def test_expander_fast_paths_give_what_the_plain_code_gives(
     assert len(inputs) > 50 and sum(tree is not None for tree, _ in fast) > 50
     for text, a, b in zip(inputs, fast, plain, strict=True):
         assert a == b, text[:300]
+
+
+def test_nodes_rendered_together_as_one_by_one() -> None:
+    """One render of all nodes gives each node the text of its own render, for every golden
+    and corpus input (nothing of a node leaks into the next)."""
+    from cicompile import front_end, ir
+    from cicompile.diagnostics import Diagnostics
+    from cicompile.targets import jobscript
+    from cicompile.targets.base import EmitContext
+
+    checked = 0
+    for f in _yaml_inputs():
+        pipeline = front_end(f.read_text(errors="replace")).pipeline
+        if not isinstance(pipeline, ir.Pipeline):
+            continue
+        nodes = jobscript.build_model(pipeline, EmitContext(Diagnostics())).nodes
+        assert jobscript.render_nodes(nodes) == [jobscript.render_nodes((n,))[0] for n in nodes]
+        checked += len(nodes)
+    assert checked > 1_000
