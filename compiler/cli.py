@@ -60,7 +60,8 @@ Examples:
   cicompile graph -p deploy=true .circleci/config.yml  # 2.1: with a pipeline parameter
 
 \b
-Exit status: 0 drawn; 1 the config has errors; 2 usage error or unreadable CONFIG.
+Exit status: 0 drawn; 1 the config has errors; 2 usage error or unreadable CONFIG;
+3 internal error.
 """
 AUDIT_EPILOG = """\b
 Examples:

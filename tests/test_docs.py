@@ -112,3 +112,25 @@ def test_target_guide_excerpts_are_real_output(tmp_path: Path) -> None:
         assert any(text in content for content in result.files.values()), (
             f"docs/targets.md: the {target} excerpt is no longer in the output of the README's"
             " config: copy the current output into it")
+
+
+def test_graph_image_is_the_documented_command_output() -> None:
+    """docs/images/release-pipeline.svg is what graph.md's command draws (compared by its
+    text: the layout may differ between Graphviz versions)."""
+    from tests.tools import require_tool
+
+    dot = require_tool("dot")
+    doc = (ROOT / "docs" / "graph.md").read_text()
+    command = "cicompile graph --format dot golden/release-pipeline/input.yml | dot -Tsvg"
+    assert f"`{command}`" in doc and "images/release-pipeline.svg" in doc
+    drawn = subprocess.run([sys.executable, "-m", "cicompile", "graph", "--format", "dot",
+                            str(ROOT / "golden/release-pipeline/input.yml")],
+                           capture_output=True, text=True, check=True).stdout
+    svg = subprocess.run([dot, "-Tsvg"], input=drawn, capture_output=True, text=True,
+                         check=True).stdout
+
+    def labels(text: str) -> list[str]:
+        return re.findall(r"<text[^>]*>([^<]*)</text>", text)
+
+    assert labels(svg) == labels((ROOT / "docs/images/release-pipeline.svg").read_text())
+    assert len(labels(svg)) > 10
