@@ -41,6 +41,7 @@ class ConfigAudit:
     workflows: int = 0
     jobs: int = 0
     approvals: int = 0
+    steps: int = 0  # the steps of every job invocation: what there is to translate
     results: list[TargetResult] = field(default_factory=list)
     unreadable: str = ""  # why the file could not be read (then `results` say so too)
 
@@ -134,6 +135,7 @@ def audit_config(path: Path, targets: list[str]) -> ConfigAudit:
             audit.workflows = len(pipeline.workflows)
             audit.jobs = sum(n.kind is NodeKind.JOB for n in nodes)
             audit.approvals = sum(n.kind is NodeKind.APPROVAL for n in nodes)
+            audit.steps = sum(len(pipeline.job(n.job).steps) for n in nodes if n.job)
             # The report's other rows: one secret per variable, one task per context use
             # and, on GitLab, per approval (a manual job to protect).
             secrets = {v for n in nodes if n.job
@@ -158,14 +160,15 @@ def _status(r: TargetResult, unreadable: bool = False) -> str:
 
 
 def table_rows(audits: list[ConfigAudit], targets: list[str]) -> list[list[str]]:
-    rows = [["config", "workflows", "jobs", "approvals", *targets, "manual tasks"]]
+    rows = [["config", "workflows", "jobs", "approvals", "steps", *targets, "manual tasks"]]
     for a in audits:
         manual = max((r.manual_tasks for r in a.results), default=0)
-        rows.append([a.path, str(a.workflows), str(a.jobs), str(a.approvals),
+        rows.append([a.path, str(a.workflows), str(a.jobs), str(a.approvals), str(a.steps),
                      *(_status(r, bool(a.unreadable)) for r in a.results), str(manual)])
     ok = sum(a.ok for a in audits)
     rows.append([f"TOTAL ({ok}/{len(audits)} compiled)", str(sum(a.workflows for a in audits)),
                  str(sum(a.jobs for a in audits)), str(sum(a.approvals for a in audits)),
+                 str(sum(a.steps for a in audits)),
                  *(f"{sum(a.results[i].ok for a in audits)} ok" for i in range(len(targets))),
                  str(sum(max((r.manual_tasks for r in a.results), default=0) for a in audits))])
     return rows
@@ -223,6 +226,7 @@ def render_json(audits: list[ConfigAudit], targets: list[str] | None = None) -> 
         "configs": [{
             "path": a.path, "ok": a.ok, "unreadable": a.unreadable or None,
             "workflows": a.workflows, "jobs": a.jobs, "approvals": a.approvals,
+            "steps": a.steps,
             "manual_tasks": max((r.manual_tasks for r in a.results), default=0),
             "targets": {r.target: {
                 "ok": r.ok, "errors": r.errors, "approximated": r.approximated,
@@ -235,6 +239,7 @@ def render_json(audits: list[ConfigAudit], targets: list[str] | None = None) -> 
             "configs": len(audits), "compiled": sum(a.ok for a in audits),
             "workflows": sum(a.workflows for a in audits), "jobs": sum(a.jobs for a in audits),
             "approvals": sum(a.approvals for a in audits),
+            "steps": sum(a.steps for a in audits),
             "manual_tasks": sum(max((r.manual_tasks for r in a.results), default=0)
                                 for a in audits),
             "targets": {t: {

@@ -20,12 +20,12 @@ from tests.tools import ROOT
 CLI = [sys.executable, "-m", "cicompile"]
 TARGETS = ["github", "gitlab", "make", "shell"]
 
-CONFIG_KEYS = {"path", "ok", "unreadable", "workflows", "jobs", "approvals", "manual_tasks",
-               "targets"}
+CONFIG_KEYS = {"path", "ok", "unreadable", "workflows", "jobs", "approvals", "steps",
+               "manual_tasks", "targets"}
 TARGET_KEYS = {"ok", "errors", "approximated", "unsupported", "manual_tasks", "codes",
                "first_error", "internal_error"}
-TOTAL_KEYS = {"configs", "compiled", "workflows", "jobs", "approvals", "manual_tasks",
-              "targets"}
+TOTAL_KEYS = {"configs", "compiled", "workflows", "jobs", "approvals", "steps",
+              "manual_tasks", "targets"}
 
 
 def _repos(root: Path) -> None:
@@ -81,7 +81,9 @@ def test_json_schema_is_the_documented_one(tmp_path: Path) -> None:
     assert set(data["totals"]) == TOTAL_KEYS
     totals = data["totals"]
     assert totals["configs"] == 4 and totals["compiled"] == 1
-    for key in ("workflows", "jobs", "approvals", "manual_tasks"):
+    good = next(c for c in data["configs"] if c["path"].startswith(str(tmp_path / "good")))
+    assert good["jobs"] == 4 and good["steps"] == 4  # one `run` in each job
+    for key in ("workflows", "jobs", "approvals", "steps", "manual_tasks"):
         assert totals[key] == sum(c[key] for c in data["configs"])
     for t in TARGETS:
         assert totals["targets"][t]["errors"] == sum(c["targets"][t]["errors"]
