@@ -131,3 +131,16 @@ def test_the_whole_corpus_in_one_batch() -> None:
     assert failed and all(r.first_error for a in failed for r in a.results)
     md = render_markdown(audits, TARGETS)
     assert md.count("\n- `") == len(failed)
+
+
+def test_the_documented_json_example_is_real_output(tmp_path: Path) -> None:
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    section = doc.split("### `--json FILE`", 1)[1]
+    example = json.loads(section.split("```json\n", 1)[1].split("```", 1)[0])
+    (tmp_path / "repo" / ".circleci").mkdir(parents=True)
+    (tmp_path / "repo" / ".circleci" / "config.yml").write_text(
+        (GOLDEN / "seed-approval" / "input.yml").read_text())
+    r = subprocess.run([*CLI, "audit", "-t", "github", "repo", "--json", "audit.json"],
+                       capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "audit.json").read_text()) == example
