@@ -635,6 +635,13 @@ def _analyse(functions_text: str) -> _Analysis | None:
     return words, spans, bodies, frozenset(outside), dynamic
 
 
+def functions_end(runtime: str) -> int:
+    """Where the runtime's last function ends (after its closing line), -1 if it has none:
+    the node index comes after it."""
+    cut = max(runtime.rfind("\n}\n"), runtime.rfind("\n)\n"))
+    return cut + 3 if cut >= 0 else -1
+
+
 def drop_unused_functions(runtime: str, callers: str) -> str:
     """RUNTIME without the bash functions that nothing calls; CALLERS is the rest of the file
     (node scripts, recipes, `cc_shell_main "$@"`).
@@ -648,17 +655,17 @@ def drop_unused_functions(runtime: str, callers: str) -> str:
     function) is kept whole. A `}` line inside a multi-line quoted string would end a
     function early: the template has none (the validators' `bash -n` and shellcheck of every
     output would show it)."""
-    cut = max(runtime.rfind("\n}\n"), runtime.rfind("\n)\n"))
+    cut = functions_end(runtime)
     if cut < 0:
         return runtime
     # The functions end where the node index begins; their analysis is the same for every
     # config with the same runtime features, so it is computed once.
-    analysis = _analyse(runtime[:cut + 3])
+    analysis = _analyse(runtime[:cut])
     if analysis is None:
         return runtime
     words, spans, bodies, outside, dynamic = analysis
     roots = set(outside)
-    roots.update(words.findall(runtime, cut + 3))
+    roots.update(words.findall(runtime, cut))
     roots.update(words.findall(callers))
     prefixes = tuple(dynamic | {w[:-1] for w in roots if w.endswith("$")})
     keep = {name for name in spans if name.startswith(prefixes)} if prefixes else set()

@@ -27,6 +27,8 @@ Design. Make schedules, bash does the work:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cicompile import ir
 from cicompile.records import dataclass
 from cicompile.targets.base import GENERATED_NOTICE, EmitContext, Target
@@ -36,6 +38,7 @@ from cicompile.targets.jobscript import (
     build_model,
     comment_safe,
     drop_unused_functions,
+    functions_end,
     make_escape,
     make_hazard,
     render_nodes,
@@ -65,6 +68,22 @@ def _check_define_body(name: str, text: str) -> None:
     if m:
         line = text[: m.start()].count("\n") + 1
         raise AssertionError(f"internal error: line {line} of {name} would break its define")
+
+
+def _runtime_clean(runtime: str) -> bool:
+    """Whether no line of RUNTIME could break its `define`; then neither can a line of what
+    `drop_unused_functions` keeps of it (whole lines of it, in order). The functions, the
+    long part, are the same text for every config with the same runtime features: their
+    check is memoised."""
+    cut = functions_end(runtime)
+    if cut < 0:
+        return make_hazard(runtime) is None
+    return _clean(runtime[:cut]) and make_hazard(runtime[cut:]) is None
+
+
+@lru_cache(maxsize=16)
+def _clean(text: str) -> bool:
+    return make_hazard(text) is None
 
 
 class MakeTarget(Target):
@@ -105,8 +124,10 @@ class MakeTarget(Target):
             workflows=workflows,
             serial_groups=any(n.serial_group for n in model.nodes),
         )
-        runtime = drop_unused_functions(render_runtime(model) + '\n\ncc_make_main "$@"', text)
-        _check_define_body("the runtime", runtime)
+        full = render_runtime(model) + '\n\ncc_make_main "$@"'
+        runtime = drop_unused_functions(full, text)
+        if not _runtime_clean(full):
+            _check_define_body("the runtime", runtime)  # which line, if it is a kept one
         for node in nodes:
             _check_define_body(f"node {node.key}", node.text)
         for what, body in [("the runtime", runtime)] + [(n.target, n.text) for n in nodes]:

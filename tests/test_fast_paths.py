@@ -758,3 +758,36 @@ def test_nodes_rendered_together_as_one_by_one() -> None:
         assert jobscript.render_nodes(nodes) == [jobscript.render_nodes((n,))[0] for n in nodes]
         checked += len(nodes)
     assert checked > 1_000
+
+
+def test_runtime_check_on_the_whole_runtime_misses_no_kept_line() -> None:
+    """The Makefile checks the runtime before `drop_unused_functions` (its functions memoised):
+    a line that could break a `define` in what is kept is always in the whole runtime. Lines
+    that would break it are put at random places of real runtimes, inside functions that are
+    kept or dropped, in comments, in the node index."""
+    from cicompile import front_end, ir
+    from cicompile.diagnostics import Diagnostics
+    from cicompile.targets import jobscript
+    from cicompile.targets.base import EmitContext
+
+    rnd = random.Random(11)
+    hazards = ["define x", "  endef", "\tdefine", "a \\", "b \\\r", "endef # c"]
+    runtimes = []
+    for f in _yaml_inputs()[:40]:
+        pipeline = front_end(f.read_text(errors="replace")).pipeline
+        if isinstance(pipeline, ir.Pipeline):
+            model = jobscript.build_model(pipeline, EmitContext(Diagnostics()))
+            runtimes.append(jobscript.render_runtime(model) + '\n\ncc_make_main "$@"')
+    caught = 0
+    for runtime in runtimes:
+        lines = runtime.split("\n")
+        for _ in range(30):
+            changed = list(lines)
+            changed.insert(rnd.randrange(len(lines) + 1), rnd.choice(hazards))
+            full = "\n".join(changed)
+            kept = jobscript.drop_unused_functions(full, "cc_job_x cc_run cc_begin")
+            if jobscript.make_hazard(kept):
+                assert not make._runtime_clean(full)
+                caught += 1
+        assert make._runtime_clean(runtime)
+    assert caught > 100
