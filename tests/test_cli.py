@@ -219,8 +219,10 @@ def test_quiet_and_verbose(tmp_path: Path) -> None:
     approval = str(GOLDEN / "seed-approval" / "input.yml")
     assert "[approval-environment]" in cli("--target", "github", approval).stderr
     assert cli("--target", "github", "-q", approval).stderr == ""
-    r = cli("--target", "gitlab", "-v", "-o", str(tmp_path), approval)
+    r = cli("--target", "gitlab", "-v", "-o", str(tmp_path), "--report",
+            str(tmp_path / "r.md"), approval)
     assert f"wrote {tmp_path}/.gitlab-ci.yml" in r.stderr
+    assert f"wrote {tmp_path}/r.md" in r.stderr
     r = cli("--target", "github", "-q", str(GOLDEN / "err-cycle" / "input.yml"))
     assert "[requires-cycle]" in r.stderr  # errors are never silenced
     assert "\x1b[" not in r.stderr  # no colour when stderr is not a terminal
