@@ -182,14 +182,17 @@ def render_table(rows: list[list[str]]) -> str:
                                for i, (c, w) in enumerate(zip(row, widths, strict=True))))
         if k == 0 or k == len(rows) - 2:
             lines.append("  ".join("-" * w for w in widths))
-    legend = "status per target: clean | N~ approximated, M! unsupported constructs | errors"
-    return "\n".join(lines) + "\n" + legend + "\n"
+    return "\n".join(lines) + "\n" + LEGEND + "\n"
+
+
+LEGEND = ("status per target: clean | N~ approximated, M! unsupported constructs | N errors"
+          " | unreadable | CRASH (a bug in cicompile)")
 
 
 def render_markdown(audits: list[ConfigAudit], targets: list[str]) -> str:
     rows = table_rows(audits, targets)
-    out = ["# cicompile audit", "", "| " + " | ".join(rows[0]) + " |",
-           "|" + " --- |" * len(rows[0])]
+    out = ["# cicompile audit", "", "S" + LEGEND[1:].replace(" | ", "; ") + ".", "",
+           "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows[1:]]
     codes: Counter[str] = Counter()
     for a in audits:
