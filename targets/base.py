@@ -92,6 +92,17 @@ def glob_quote(path: str) -> str:
     return "".join(out) or "''"
 
 
+def step_index(steps: tuple[ir.Step, ...], step: ir.Step) -> int:
+    """`steps.index(step)`: where the first step equal to STEP is. Steps of other classes are
+    never equal to it (records compare class and fields), so they are passed over without the
+    two `__eq__` calls `index` makes for each (jobs are long, caches come late)."""
+    kind = type(step)
+    for i, s in enumerate(steps):
+        if s is step or (type(s) is kind and s == step):
+            return i
+    raise ValueError(f"{step!r} is not a step of the job")
+
+
 def heredoc_delimiter(text: str, base: str = "CICOMPILE_EOF") -> str:
     """A heredoc delimiter that does not occur as a line of `text`."""
     if base not in text:  # the usual case, without splitting the text

@@ -43,6 +43,7 @@ from cicompile.targets.base import (
     on_scheduled_pipelines,
     path_quote,
     sh_quote,
+    step_index,
     unique_ids,
 )
 from cicompile.targets.cachekey import CHECKSUM_FUNCTION, cache_key_lines, needs_checksum
@@ -645,7 +646,7 @@ class _JobEmitter:
                 path = join_circleci_path(wd, step.path)
                 gh_wd, cd = _github_dir(path)
                 what = "artifacts" if isinstance(step, ir.StoreArtifacts) else "test-results"
-                index = job.steps.index(step)
+                index = step_index(job.steps, step)
                 return [
                     {
                         "name": f"Store {what} ({literal(step.path)})",
@@ -699,7 +700,7 @@ class _JobEmitter:
         }
 
     def cache(self, job: ir.Job, step: ir.SaveCache | ir.RestoreCache) -> list[dict[str, Any]]:
-        sid = f"cache-{job.steps.index(step)}"
+        sid = f"cache-{step_index(job.steps, step)}"
         keys = [step.key_parts] if isinstance(step, ir.SaveCache) else list(step.key_parts)
         keys_text = [step.key] if isinstance(step, ir.SaveCache) else list(step.keys)
         lines = [CHECKSUM_FUNCTION] if needs_checksum(keys) else []

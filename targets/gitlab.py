@@ -50,6 +50,7 @@ from cicompile.targets.base import (
     join_circleci_path,
     on_scheduled_pipelines,
     sh_quote,
+    step_index,
     unique_ids,
 )
 from cicompile.targets.cachekey import (
@@ -748,7 +749,7 @@ class _JobEmitter:
             case ir.StoreTestResults():
                 self.artifacts_always = True
                 index = sum(isinstance(s, ir.StoreTestResults)
-                            for s in job.steps[: job.steps.index(step)])
+                            for s in job.steps[: step_index(job.steps, step)])
                 base = f"{TEST_RESULTS_DIR}/{self.id}/{index}"
                 src = join_circleci_path(wd, step.path)
                 if step.path.lower().endswith(".xml"):

@@ -791,3 +791,23 @@ def test_runtime_check_on_the_whole_runtime_misses_no_kept_line() -> None:
                 caught += 1
         assert make._runtime_clean(runtime)
     assert caught > 100
+
+
+def test_step_index_is_tuple_index() -> None:
+    """`step_index` gives `tuple.index` for every step of every job of the golden and corpus
+    inputs, and for equal steps at several places (the first one's place)."""
+    from cicompile import front_end, ir
+    from cicompile.targets.base import step_index
+
+    run, other = ir.Run(name="a", command="x"), ir.Run(name="a", command="y")
+    jobs = [(ir.Checkout(), run, other, ir.Run(name="a", command="x"), ir.Checkout())]
+    for f in _yaml_inputs():
+        pipeline = front_end(f.read_text(errors="replace")).pipeline
+        if isinstance(pipeline, ir.Pipeline):
+            jobs += [job.steps for job in pipeline.jobs]
+    checked = 0
+    for steps in jobs:
+        for step in steps:
+            assert step_index(steps, step) == steps.index(step)
+            checked += 1
+    assert step_index(jobs[0], jobs[0][3]) == 1 and checked > 5_000
