@@ -542,3 +542,27 @@ def test_a_hand_written_file_is_never_overwritten_silently(tmp_path: Path) -> No
     assert (tmp_path / "Makefile").read_text() != mine
     # Generated files (ci.sh's notice is on its second line) are replaced without --force.
     assert cli("-t", "make", "-t", "shell", "-o", str(tmp_path), str(SEED)).returncode == 0
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in GOLDEN.iterdir()
+                                        if (p / "input.yml").exists()
+                                        and not (p / "exit_code").exists()))
+def test_check_agrees_with_every_golden_output(case: str,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The golden files are what `-o DIR` writes: --check against them passes, for every
+    target (big Makefiles, scripts, several workflows)."""
+    import shlex
+
+    from cicompile.cli import main
+    from click.testing import CliRunner
+
+    d = GOLDEN / case
+    args_file = d / "args"
+    extra = shlex.split(args_file.read_text()) if args_file.exists() else []
+    monkeypatch.chdir(d)  # the goldens name their input `input.yml`
+    for target in ("github", "gitlab", "make", "shell", "circleci"):
+        if not (d / target).is_dir():
+            continue
+        r = CliRunner().invoke(main, ["-t", target, "-o", target, "--check", "-q", *extra,
+                                      "input.yml"])
+        assert r.exit_code == 0 and r.stdout == "", (target, r.stdout[:2000], r.stderr)
