@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import field, replace
+from functools import lru_cache
 
 from cicompile import ir
 from cicompile.diagnostics import ConfigError, Diagnostics, Span
@@ -302,13 +303,18 @@ def place(ex: ir.Executor, target: str, runner_map: RunnerMap | None,
     return placement
 
 
+# `place` memoised: it is pure (the IR and runner maps are immutable, compared by value, the
+# result frozen), and a config's jobs share a few executors.
+_placed = lru_cache(maxsize=512)(place)
+
+
 def job_placement(ctx: EmitContext, target: str, job: ir.Job, node: str) -> Placement:
     """`place` for one job invocation: its findings become diagnostics at the executor, and the
     report's runner table gets a row."""
     ex = job.executor
     shells = tuple(s for s in (job.shell, *(st.shell for st in job.steps
                                             if isinstance(st, ir.Run))) if s)
-    placement = place(ex, target, ctx.runner_map, shells)
+    placement = _placed(ex, target, ctx.runner_map, shells)
     for f in placement.findings:
         if f.severity == "warning":
             ctx.diags.warning(f.code, f.message, ex.span)

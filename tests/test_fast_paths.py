@@ -811,3 +811,25 @@ def test_step_index_is_tuple_index() -> None:
             assert step_index(steps, step) == steps.index(step)
             checked += 1
     assert step_index(jobs[0], jobs[0][3]) == 1 and checked > 5_000
+
+
+def test_memoised_placements_are_each_job_s_own() -> None:
+    """Placements are memoised by executor value: for every job of the golden and corpus
+    inputs, on both YAML targets, the memo (filled by the jobs before it, whose executors may
+    be equal but not the same objects) answers what `place` computes for the job itself."""
+    from cicompile import front_end, ir
+    from cicompile.targets import runners
+
+    checked = 0
+    for f in _yaml_inputs():
+        pipeline = front_end(f.read_text(errors="replace")).pipeline
+        if not isinstance(pipeline, ir.Pipeline):
+            continue
+        for job in pipeline.jobs:
+            shells = tuple(s for s in (job.shell, *(st.shell for st in job.steps
+                                                    if isinstance(st, ir.Run))) if s)
+            for target in ("github", "gitlab"):
+                assert runners._placed(job.executor, target, None, shells) == \
+                    runners.place(job.executor, target, None, shells)
+                checked += 1
+    assert checked > 1_000 and runners._placed.cache_info().hits > 500
