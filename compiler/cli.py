@@ -526,9 +526,9 @@ def _as_path(value: str | None) -> Path | None:
 @main.command("audit", context_settings={"help_option_names": ["-h", "--help"]},
               epilog=AUDIT_EPILOG, short_help="Summarise many configs: what translates, what"
               " is left to do.")
-@click.option("-t", "--target", "targets", type=click.Choice(TARGETS), multiple=True,
-              help="Targets to compile for (repeatable; default: github, gitlab, make and"
-              " shell).")
+@click.option("-t", "--target", "targets", type=click.Choice([*TARGETS, "all"]), multiple=True,
+              help="Targets to compile for (repeatable; default and `all`: github, gitlab,"
+              " make and shell).")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False),
               help="Also write the summary as Markdown.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False),
@@ -549,7 +549,8 @@ def audit_command(targets: tuple[str, ...], md_path: str | None, json_path: str 
     )
 
     # By default the migration targets only: `circleci` (the processed config) is no migration.
-    chosen = list(targets) or [t for t in TARGETS if t != "circleci"]
+    chosen = list(dict.fromkeys(t for name in targets or ("all",)
+                                for t in (ALL_TARGETS if name == "all" else (name,))))
     configs = find_configs([p for p in map(_as_path, paths) if p is not None])
     if not configs:
         raise click.UsageError("no CircleCI config found: give config files, or folders with"

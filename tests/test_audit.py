@@ -144,3 +144,10 @@ def test_the_documented_json_example_is_real_output(tmp_path: Path) -> None:
                        capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "audit.json").read_text()) == example
+
+
+def test_targets_all_and_repeated() -> None:
+    seed = str(GOLDEN / "seed-approval" / "input.yml")
+    header = subprocess.run([*CLI, "audit", "-t", "all", "-t", "github", "-t", "circleci", seed],
+                            capture_output=True, text=True, cwd=ROOT).stdout.splitlines()[0]
+    assert header.split()[5:10] == ["github", "gitlab", "make", "shell", "circleci"]
