@@ -379,6 +379,11 @@ def test_version() -> None:
 
     r = cli("--version")
     assert r.returncode == 0 and r.stdout == f"cicompile, version {__version__}\n"
+    # The version a user sees is the one pip installed (pyproject.toml), not a stale copy.
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == __version__
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
