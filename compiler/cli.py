@@ -264,6 +264,17 @@ class _DefaultGroup(click.Group):
             args = ["compile", *args]
         return super().parse_args(ctx, args)
 
+    def invoke(self, ctx: click.Context) -> object:
+        """An I/O failure no command turned into a message (a full disk under stdout) is an
+        unusable output, exit 2, not a traceback; click itself handles a closed pipe."""
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == 32:  # EPIPE
+                raise
+            where = f"cannot use {exc.filename}" if exc.filename else "cannot write the output"
+            raise _PathError(f"{where}: {exc.strerror or exc}") from exc
+
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]},
              epilog=MAIN_EPILOG)

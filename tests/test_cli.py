@@ -571,3 +571,13 @@ def test_check_agrees_with_every_golden_output(case: str,
         r = CliRunner().invoke(main, ["-t", target, "-o", target, "--check", "-q", *extra,
                                       "input.yml"])
         assert r.exit_code == 0 and r.stdout == "", (target, r.stdout[:2000], r.stderr)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux /dev/full")
+@pytest.mark.parametrize("command", [["-t", "github", "-q"], ["graph"], ["audit"]])
+def test_a_full_disk_under_stdout_exits_2(command: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([*CLI, *command, str(SEED)], stdout=full, stderr=subprocess.PIPE,
+                           text=True, cwd=ROOT)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr == "Error: cannot write the output: No space left on device\n"
