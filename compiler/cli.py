@@ -77,7 +77,7 @@ Exit status: 0 every config compiled; 1 some did not; 2 usage error, no config f
 or an unwritable --markdown/--json file.
 """
 ORBS_EPILOG = """\b
-Example:
+Examples:
   cicompile orbs fetch .circleci/config.yml --orb-dir .circleci/orbs
   cicompile --target github --orb-dir .circleci/orbs .circleci/config.yml
 
@@ -105,7 +105,7 @@ def _write_files(files: dict[str, str], modes: dict[str, int], verbose: bool = F
     import tempfile  # imported here: it pulls in shutil, random, bz2, lzma (cold start)
     from pathlib import Path
 
-    umask = os.umask(0o022)
+    umask = os.umask(0o022)  # os has no getter: set, then restore what it returned
     os.umask(umask)
     staged: list[tuple[str, Path]] = []
     where = ""
@@ -174,10 +174,8 @@ def _not_generated(paths: list[str]) -> list[str]:
         try:
             with open(path, "rb") as f:
                 head = f.read(512)
-        except FileNotFoundError:
-            continue
         except OSError:
-            continue  # a folder or an unreadable file: the write reports it
+            continue  # missing, or a folder or unreadable file that the write reports
         # The notice is on the first line, or the second after ci.sh's shebang.
         if b" by cicompile" not in b"\n".join(head.splitlines()[:3]):
             foreign.append(path)
