@@ -609,7 +609,10 @@ def orbs_fetch_command(orb_dir: str, registry: str, config: str) -> None:
     except ConfigError:
         click.echo(render_text(diags.sorted()), err=True, nl=False)
         sys.exit(1)
-    refs, skipped = orb_refs(root) if isinstance(root, YMap) else ([], [])
+    try:
+        refs, skipped = orb_refs(root) if isinstance(root, YMap) else ([], [])
+    except Exception as exc:  # a bug in cicompile, not in the config
+        _internal_error(config, exc)
     try:
         # An unusable --orb-dir is a path error (exit 2), told apart from the registry's.
         os.makedirs(orb_dir, exist_ok=True)
@@ -620,6 +623,8 @@ def orbs_fetch_command(orb_dir: str, registry: str, config: str) -> None:
     except (FetchError, OSError) as exc:
         click.echo(f"{config}: error: {exc} [orb-fetch]", err=True)
         sys.exit(1)
+    except Exception as exc:  # a bug in cicompile, not in the config or the registry
+        _internal_error(config, exc)
     for ref in [*skipped, *result.skipped]:
         click.echo(f"{config}: warning: orb {ref!r} is not a fixed `ns/name@version`; not"
                    " fetched [orb-fetch]", err=True)

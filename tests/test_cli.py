@@ -508,11 +508,13 @@ def test_the_documented_github_actions_check_passes_the_validators(tmp_path: Pat
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("command", [["-t", "github"], ["graph"]])
+@pytest.mark.parametrize("command", [["-t", "github"], ["graph"],
+                                     ["orbs", "fetch", "--orb-dir", "ORB_DIR"]])
 def test_internal_errors_exit_3_with_one_line(monkeypatch: pytest.MonkeyPatch,
-                                              command: list[str]) -> None:
+                                              tmp_path: Path, command: list[str]) -> None:
     import cicompile
     import cicompile.graph
+    import cicompile.orbfetch
     from cicompile.cli import main
     from click.testing import CliRunner
 
@@ -522,7 +524,9 @@ def test_internal_errors_exit_3_with_one_line(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(cicompile, "compile_targets", bug)
     monkeypatch.setattr("cicompile.cli.compile_targets", bug)
     monkeypatch.setattr(cicompile.graph, "to_mermaid", bug)
+    monkeypatch.setattr(cicompile.orbfetch, "fetch_orbs", bug)
     monkeypatch.delenv("CICOMPILE_DEBUG", raising=False)
+    command = [str(tmp_path / "orbs") if a == "ORB_DIR" else a for a in command]
     r = CliRunner().invoke(main, [*command, str(SEED)])
     assert r.exit_code == 3, r.output
     assert r.stderr.strip().endswith("[internal-error]") and "KeyError" in r.stderr
