@@ -544,57 +544,95 @@ _TREE_DOCS = [
 ]
 
 
+# Aliases in merges, merge lists shared with ordinary values (in both orders), a cycle
+# through a merge, duplicates and bad tags under aliases, shared nodes near depth 500.
+_SHARED_DOCS = [
+    "d: &d {a: 1, b: 2}\nx: {<<: *d, b: 3}\ny: {<<: [*d, {c: 4}]}\n",
+    "a: &a {p: 1}\nb: &b {q: 2}\nl: &l [*a, *b]\nm: {<<: *l}\nn: *l\n",
+    "a: &a {p: 1}\nm: {<<: &l [*a]}\nn: *l\no: [*l, *l]\n",
+    "m: &m {<<: [*m]}\n",
+    "m: &m {x: {<<: *m}}\n",
+    "a: &a [1, 2]\nm: {<<: *a}\n",
+    "a: &a x\nm: {<<: *a}\n",
+    "a: &a {k: 1, k: 2}\nb: *a\n",
+    "a: &a !!set {x}\nb: *a\n",
+    "a: &a !foo x\nb: [*a]\n",
+    "s: &s {k: v}\nd: " + "[" * 498 + "*s" + "]" * 498 + "\n",
+    "s: &s {k: v}\nd: " + "[" * 499 + "*s" + "]" * 499 + "\n",
+    "d: " + "[" * 498 + "&s {k: v}" + "]" * 498 + "\ne: *s\n",
+    "d: " + "[" * 499 + "&s {k: v}" + "]" * 499 + "\ne: *s\n",
+    "a: &a [x, y]\nb: &b [*a, *a]\nc: &c [*b, *b]\nd: {<<: [], k: *c}\n",
+    "k: &k <<\nd: &d {a: 1}\nm: {*k : *d}\n",
+    "a: &a 1\nb: &b '1'\nc: [*a, *b, *a]\nd: {*b : x}\n",
+]
+
+
 @pytest.mark.parametrize("limit", [5, 40, 1_000, 250_000])
-def test_tree_builder_gives_what_the_general_path_gives(limit: int,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """load_yaml builds texts without aliases in one walk that also checks the alias bound;
-    forced through the bound walk and the memoising builder, every golden and corpus input
-    and the corner cases give the same tree (values, text, quoting, positions, key index)
-    and the same diagnostics, at the real limit and at small ones."""
+def test_tree_builders_give_what_the_general_path_gives(limit: int,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """load_yaml builds a text in one walk that also checks the alias bound (_TreeBuilder
+    without aliases, _SharedBuilder with); forced through the bound walk and the memoising
+    builder, or every text through _SharedBuilder, every golden and corpus input and the
+    corner cases give the same tree (values, text, quoting, positions, key index, which
+    nodes are one object) and the same diagnostics, at the real limit and at small ones."""
     from cicompile.diagnostics import ConfigError, Diagnostics
     from cicompile.frontend import yaml_loader as yl
 
-    def shape(node: Any) -> Any:
+    def shape(node: Any, first: dict[int, int]) -> Any:
+        if id(node) in first:  # an object met before: its number (and no walk again)
+            return ("same", first[id(node)])
+        first[id(node)] = len(first)
         if isinstance(node, yl.YScalar):
             return (node.text, node.value, type(node.value), node.quoted, node.span)
         if isinstance(node, yl.YSeq):
-            return ("seq", node.span, [shape(i) for i in node.items])
+            return (node.span, [shape(i, first) for i in node.items])
         assert isinstance(node, yl.YMap)
-        return ("map", node.span, dict(node._index), [(shape(k), shape(v)) for k, v in node.pairs])
+        return (node.span, dict(node._index),
+                [(shape(k, first), shape(v, first)) for k, v in node.pairs])
 
     def load(text: str) -> tuple[Any, list[Any]]:
         d = Diagnostics()
         try:
-            return shape(yl.load_yaml(text, "c.yml", d)), d.sorted()
+            return shape(yl.load_yaml(text, "c.yml", d), {}), d.sorted()
         except ConfigError:
             return None, d.sorted()
 
     monkeypatch.setattr(yl, "MAX_EXPANDED_NODES", limit)
     limit_before = sys.getrecursionlimit()
-    built = yl._TreeBuilder.build
-    taken = 0
+    taken = {"tree": 0, "shared": 0}
 
-    def counting(self: Any, node: Any, depth: int) -> Any:
-        nonlocal taken
-        taken += depth == 0
-        return built(self, node, depth)
+    def counting(cls: Any, name: str) -> None:
+        build = cls.build
 
-    monkeypatch.setattr(yl._TreeBuilder, "build", counting)
-    texts = [f.read_text(errors="replace") for f in _yaml_inputs()] + _ALIAS_DOCS + _TREE_DOCS
+        def counted(self: Any, node: Any, depth: int) -> Any:
+            taken[name] += depth == 0
+            return build(self, node, depth)
+
+        monkeypatch.setattr(cls, "build", counted)
+
+    counting(yl._TreeBuilder, "tree")
+    counting(yl._SharedBuilder, "shared")
+    texts = [f.read_text(errors="replace") for f in _yaml_inputs()] + _ALIAS_DOCS + \
+        _SHARED_DOCS + _TREE_DOCS
     # The general builder (and `shape`) take two frames per level: room for the 500 levels
     # the bound allows.
     sys.setrecursionlimit(5_000)
     try:
         fast = [load(t) for t in texts]
-        assert taken > 50
-        # Every text may have aliases: the general path.
+        assert taken["tree"] > 50 and taken["shared"] > 30, taken
+        # Every text may have aliases: _SharedBuilder for all.
         monkeypatch.setattr(yl, "_ALIAS_START", re.compile(""))
         monkeypatch.setattr(yl, "_ANCHOR_START", re.compile(""))
-        taken = 0
+        shared = [load(t) for t in texts]
+
+        def unbounded(self: Any, node: Any, depth: int) -> Any:
+            raise yl._Unbounded
+
+        monkeypatch.setattr(yl._SharedBuilder, "build", unbounded)
         general = [load(t) for t in texts]
-        assert taken == 0
-        for text, a, b in zip(texts, fast, general, strict=True):
-            assert a == b, text[:200]
+        for text, a, b, c in zip(texts, fast, shared, general, strict=True):
+            assert a == c, text[:200]
+            assert b == c, text[:200]
     finally:
         sys.setrecursionlimit(limit_before)
     assert sum(tree is None for tree, _ in fast) > 5
@@ -833,3 +871,52 @@ def test_memoised_placements_are_each_job_s_own() -> None:
                     runners.place(job.executor, target, None, shells)
                 checked += 1
     assert checked > 1_000 and runners._placed.cache_info().hits > 500
+
+
+def _ir_dump(x: Any) -> Any:
+    """IR as plain data, spans included (IR equality and repr leave them out)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return (type(x).__name__,
+                tuple((f.name, _ir_dump(getattr(x, f.name))) for f in dataclasses.fields(x)))
+    if isinstance(x, tuple | list):
+        return tuple(_ir_dump(i) for i in x)
+    return x
+
+
+def test_reader_shortcuts_give_what_the_plain_reader_gives(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader skips the unknown-key walk when a map's keys are all allowed and reads a
+    `run` step of only `command` and `name` without looking up every option; with both
+    shortcuts off (`has_only` never true), every golden and corpus input gives the same IR,
+    spans included, and the same diagnostics."""
+    from cicompile.diagnostics import ConfigError, Diagnostics
+    from cicompile.frontend import circleci
+    from cicompile.frontend.yaml_loader import YMap
+
+    def read(text: str) -> Any:
+        d = Diagnostics()
+        try:
+            return _ir_dump(circleci.parse_config(text, "c.yml", d)), d.sorted()
+        except ConfigError:
+            return None, d.sorted()
+
+    texts = [f.read_text(errors="replace") for f in _yaml_inputs()] + [
+        "version: 2\njobs:\n  build:\n    docker: [{image: x}]\n    steps:\n"
+        "      - run: {name: a}\n      - run: {command: b, bogus: 1}\n"
+        "      - run: {command: c, name: ~}\n      - run: {command: ~}\n      - run: {}\n"]
+    def plain_unknown_keys(self: Any, m: YMap, allowed: Any, what: str) -> None:
+        for k, _ in m.pairs:
+            if k.as_str() not in allowed:
+                self.diags.warning("unknown-key", f"unknown key {k.as_str()!r} in {what};"
+                                   " ignored", k.span)
+
+    fast = [read(t) for t in texts]
+    monkeypatch.setattr(YMap, "has_only", lambda self, keys: False)
+    monkeypatch.setattr(circleci._Reader, "unknown_keys", plain_unknown_keys)
+    plain = [read(t) for t in texts]
+    assert sum(ir is not None for ir, _ in fast) > 80
+    assert any(d.code == "unknown-key" for _, diags in fast for d in diags)
+    for text, a, b in zip(texts, fast, plain, strict=True):
+        assert a == b, text[:200]

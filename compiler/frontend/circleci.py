@@ -10,6 +10,7 @@ import math
 import re
 import shlex
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from cicompile import ir
@@ -31,6 +32,7 @@ JOB_KEYS = {"docker", "machine", "macos", "windows", "executor", "steps", "shell
             "parameters", "description", "branches", "circleci_ip_ranges", "retention"}
 WORKFLOW_NODE_KEYS = {"requires", "filters", "context", "type", "name", "matrix",
                       "pre-steps", "post-steps", "serial-group", "override-with"}
+_NAMED_COMMAND = frozenset({"command", "name"})
 RUN_KEYS = {"command", "name", "shell", "environment", "working_directory", "background",
             "when", "no_output_timeout", "max_auto_reruns", "auto_rerun_delay"}
 DOCKER_KEYS = {"image", "name", "entrypoint", "command", "user", "environment", "auth",
@@ -61,10 +63,9 @@ class _Reader:
         return None
 
     def string(self, node: YNode | None, what: str) -> str | None:
-        if isinstance(node, YScalar) and not isinstance(node.value, bool | type(None)):
+        # Any scalar but null; CircleCI passes `yes`/`true` through as text where a string goes.
+        if isinstance(node, YScalar) and node.value is not None:
             return node.text
-        if isinstance(node, YScalar) and isinstance(node.value, bool):
-            return node.text  # CircleCI passes `yes`/`true` through as text where a string goes
         if node is not None:
             self.diags.error("invalid-type", f"{what} must be a string, not {_type_name(node)}",
                              node.span)
@@ -145,7 +146,9 @@ class _Reader:
         self.diags.error("invalid-type", f"{what} must be a mapping", node.span)
         return ()
 
-    def unknown_keys(self, m: YMap, allowed: set[str], what: str) -> None:
+    def unknown_keys(self, m: YMap, allowed: AbstractSet[str], what: str) -> None:
+        if m.has_only(allowed):  # the usual case, one set test
+            return
         for k, _ in m.pairs:
             if k.as_str() not in allowed:
                 self.diags.warning("unknown-key", f"unknown key {k.as_str()!r} in {what}; ignored",
@@ -295,6 +298,12 @@ def _run_step(r: _Reader, body: YNode, span: Span) -> ir.Step | None:
     m = r.mapping(body, "`run`")
     if m is None:
         return None
+    if m.has_only(_NAMED_COMMAND):  # most `run` steps: every option keeps its default
+        cmd = r.string(r.required(m, "command", "a `run` step"), "`command`")
+        if cmd is None:
+            return None
+        return ir.Run(command=cmd, name=r.string(m.get("name"), "`name`")
+                      or _default_step_name(cmd), span=span)
     r.unknown_keys(m, RUN_KEYS, "a `run` step")
     cmd = r.string(r.required(m, "command", "a `run` step"), "`command`")
     if cmd is None:
@@ -385,7 +394,8 @@ def _step(r: _Reader, node: YNode) -> ir.Step | None:
         r.diags.error("invalid-step", "a step must be a name or a mapping with exactly one key",
                       node.span)
         return None
-    m = r.mapping(body, f"`{name}`") if isinstance(body, YMap | YSeq) else None
+    m = body if isinstance(body, YMap) else (
+        r.mapping(body, f"`{name}`") if isinstance(body, YSeq) else None)
     if name == "run" or name == "deploy":
         if body is None:
             r.diags.error("missing-key", f"`{name}` needs a command", span)

@@ -79,6 +79,10 @@ class YMap:
     def __contains__(self, key: str) -> bool:
         return key in self._index
 
+    def has_only(self, keys: AbstractSet[str]) -> bool:
+        """Whether every key here is one of `keys`."""
+        return self._index.keys() <= keys
+
     def has_any(self, keys: AbstractSet[str]) -> bool:
         """Whether some of `keys` is a key here (a set test, not a walk over the pairs)."""
         return not keys.isdisjoint(self._index)
@@ -518,6 +522,176 @@ class _TreeBuilder:
         return YMap(tuple(pairs), Span(path, mark.line + 1, mark.column + 1), seen)
 
 
+class _SharedBuilder:
+    """`_TreeBuilder` for a composed graph with aliases (shared nodes, maybe cycles).
+
+    Built nodes are memoised by identity, as `_Builder` memoises them, and the alias bound
+    is checked on the way, in the order `_expanded_size` walks: each distinct node's
+    expanded size is counted once (children's sizes from the memo), and the walk stops
+    (`_Unbounded`: `load_yaml` takes the general path) at a cycle, past the node limit or at
+    a non-empty collection at depth 500 (stricter than the bound, which lets a node it has
+    already counted sit deeper). So whenever this builder finishes, the bound walk passes.
+    """
+
+    def __init__(self, path: str, limit: int) -> None:
+        self.path = path
+        self.limit = limit
+        self.cache: dict[int, YSeq | YMap] = {}
+        self.scalars: dict[int, YScalar] = {}
+        self.sizes: dict[int, int] = {}  # id(collection) -> its expanded size
+        # Collections whose building started: met again before they are cached, a cycle.
+        self.open: set[int] = set()
+
+    def build(self, node: Any, depth: int) -> YNode:
+        if node.__class__ is ScalarNode:
+            return self.scalars.get(id(node)) or self.scalar(node)
+        key = id(node)
+        built = self.cache.get(key)
+        if built is not None:
+            return built
+        if key in self.open or (node.value and depth >= _MAX_DEPTH):
+            raise _Unbounded
+        self.open.add(key)
+        built = (self.build_map(node, depth) if node.__class__ is MappingNode
+                 else self.build_seq(node, depth))
+        self.cache[key] = built
+        return built
+
+    def size(self, node: Any) -> int:
+        return 1 if node.__class__ is ScalarNode else self.sizes[id(node)]
+
+    def scalar(self, node: Any) -> YScalar:
+        """A scalar met for the first time (callers look in `scalars` first)."""
+        tag = node.tag
+        mark = node.start_mark
+        text = node.value
+        if tag == _STR_TAG:
+            value = text
+        elif tag not in _STANDARD_TAGS:
+            raise _Unbounded  # the general path reports it
+        else:
+            value = text if node.style in _QUOTED_STYLES else _scalar_value(node)
+        scalar = YScalar(value, text, Span(self.path, mark.line + 1, mark.column + 1),
+                         node.style is not None)
+        self.scalars[id(node)] = scalar
+        return scalar
+
+    def build_seq(self, node: Any, depth: int) -> YSeq:
+        if node.tag not in _STANDARD_TAGS:
+            raise _Unbounded
+        down = depth + 1
+        total = 1 + len(node.value)  # collections add their size less 1 below
+        out: list[YNode] = []
+        scalars, sizes, path = self.scalars, self.sizes, self.path
+        for child in node.value:
+            if child.__class__ is ScalarNode:
+                built = scalars.get(id(child))
+                if built is None:
+                    if child.tag == _STR_TAG:  # most: `scalar`, inline
+                        mark = child.start_mark
+                        text = child.value
+                        built = scalars[id(child)] = YScalar(
+                            text, text, Span(path, mark.line + 1, mark.column + 1),
+                            child.style is not None)
+                    else:
+                        built = self.scalar(child)
+                out.append(built)
+            else:
+                out.append(self.build(child, down))
+                total += sizes[id(child)] - 1
+        self.finish(node, total)
+        mark = node.start_mark
+        return YSeq(tuple(out), Span(self.path, mark.line + 1, mark.column + 1))
+
+    def build_map(self, node: Any, depth: int) -> YMap:
+        if node.tag not in _STANDARD_TAGS:
+            raise _Unbounded
+        down = depth + 1
+        total = 1
+        scalars, sizes, path = self.scalars, self.sizes, self.path
+        merged: list[tuple[YScalar, YNode]] = []
+        seen: dict[str, int] = {}
+        pairs: list[tuple[YScalar, YNode]] = []
+        for knode, vnode in node.value:
+            if knode.tag == _MERGE_TAG:
+                total += 1  # the `<<` key
+                if vnode.__class__ is SequenceNode:
+                    total += self.merge_list(vnode, down)
+                    sources = vnode.value
+                else:
+                    self.build(vnode, down)
+                    total += self.size(vnode)
+                    sources = [vnode]
+                for src in sources:
+                    built = self.cache.get(id(src))
+                    if type(built) is not YMap:
+                        raise _Unbounded  # an error: the general path reports it
+                    merged.extend(built.pairs)
+                continue
+            if knode.__class__ is not ScalarNode:
+                raise _Unbounded  # a collection as a key: the general path reports it
+            key = scalars.get(id(knode))
+            if key is None:
+                if knode.tag == _STR_TAG:  # most: `scalar`, inline
+                    mark = knode.start_mark
+                    text = knode.value
+                    key = scalars[id(knode)] = YScalar(
+                        text, text, Span(path, mark.line + 1, mark.column + 1),
+                        knode.style is not None)
+                else:
+                    key = self.scalar(knode)
+            value: YNode | None
+            if vnode.__class__ is ScalarNode:
+                value = scalars.get(id(vnode))
+                if value is None:
+                    if vnode.tag == _STR_TAG:  # most: `scalar`, inline
+                        mark = vnode.start_mark
+                        text = vnode.value
+                        value = scalars[id(vnode)] = YScalar(
+                            text, text, Span(path, mark.line + 1, mark.column + 1),
+                            vnode.style is not None)
+                    else:
+                        value = self.scalar(vnode)
+                total += 2
+            else:
+                value = self.build(vnode, down)
+                total += 1 + sizes[id(vnode)]
+            name = key.text if key.value is not None or key.quoted else ""  # as_str()
+            if name in seen:
+                raise _Unbounded  # a duplicate key: the general path warns
+            seen[name] = len(pairs)
+            pairs.append((key, value))
+        self.finish(node, total)
+        # Merged keys have lower priority than explicit ones; among merge sources, first wins.
+        for key, value in merged:
+            name = key.as_str()
+            if name not in seen:
+                seen[name] = len(pairs)
+                pairs.append((key, value))
+        mark = node.start_mark
+        return YMap(tuple(pairs), Span(self.path, mark.line + 1, mark.column + 1), seen)
+
+    def merge_list(self, node: Any, depth: int) -> int:
+        """The expanded size of the list after `<<` (counted like any node), its maps built
+        (the list itself is no part of the tree)."""
+        key = id(node)
+        known = self.sizes.get(key)
+        if known is None and (key in self.open or (node.value and depth >= _MAX_DEPTH)):
+            raise _Unbounded
+        total = 1
+        for src in node.value:
+            self.build(src, depth + 1)
+            total += self.size(src)
+        if known is None:
+            self.finish(node, total)
+        return total
+
+    def finish(self, node: Any, total: int) -> None:
+        if total > self.limit:
+            raise _Unbounded
+        self.sizes[id(node)] = total
+
+
 def _lenient_fixes(text: str) -> tuple[str, list[tuple[int, int, str]]]:
     """Rewrite what libyaml refuses but CircleCI's parser accepts, recording each change.
 
@@ -568,17 +742,18 @@ def load_yaml(text: str, path: str, diags: Diagnostics) -> YNode | None:
         raise ConfigError from exc
     if root is None:
         return None
-    if not (_ALIAS_START.search(text) and _ANCHOR_START.search(text)):
-        # Without aliases nothing is shared: the tree is built in one walk that also checks
-        # the bound (size, depth), instead of a bound walk and a memoising build.
-        tree = _TreeBuilder(path, diags)
-        try:
+    # The tree is built in one walk that also checks the alias bound (size, depth, cycles),
+    # instead of a bound walk and a memoising build; without aliases nothing is shared.
+    try:
+        if not (_ALIAS_START.search(text) and _ANCHOR_START.search(text)):
+            tree = _TreeBuilder(path, diags)
             built = tree.build(root, 0)
-        except _Unbounded:
-            pass  # the general path below reports what stopped it
-        else:
             if tree.count <= MAX_EXPANDED_NODES:
                 return built
+        else:
+            return _SharedBuilder(path, MAX_EXPANDED_NODES).build(root, 0)
+    except _Unbounded:
+        pass  # the general path below reports what stopped it
     if _expanded_size(root, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
         diags.error(
             "alias-expansion-limit",
