@@ -64,10 +64,13 @@ def unique_ids(names: list[str], make_id: object = sanitize_id) -> dict[str, str
 
 
 # The quoting helpers are pure and the same words recur (directories, names, env pairs): they
-# are memoised, bounded.
-@lru_cache(maxsize=8192)
+# are memoised, bounded, and not for long texts (scripts), which a long batch would keep alive.
+MEMO_TEXT_MAX = 256
+_quote = lru_cache(maxsize=8192)(shlex.quote)
+
+
 def sh_quote(s: str) -> str:
-    return shlex.quote(s)
+    return _quote(s) if len(s) <= MEMO_TEXT_MAX else shlex.quote(s)
 
 
 # A `[...]` class stays active only when its body is made of characters that are inert in the

@@ -25,6 +25,7 @@ from cicompile import ir
 from cicompile.conditions import And, Cond, Match, Not, Or, ScheduleName
 from cicompile.records import dataclass
 from cicompile.targets.base import (
+    MEMO_TEXT_MAX,
     EmitContext,
     glob_quote,
     heredoc_delimiter,
@@ -63,15 +64,23 @@ _C_TABLE: dict[int, str | None] = {
 }
 
 
-@functools.lru_cache(maxsize=8192)  # pure, and the same words recur (names, directories)
 def sh(s: str) -> str:
     """`shlex.quote`, but one `$'...'` word for text with control characters (never a
     multi-line word) or a backslash before a quote (`'a\\'` reads as a mistake: SC1003)."""
+    # Memoised: pure, and the same words recur (names, directories); not long texts (inline
+    # scripts), which a long batch would keep alive.
+    return _sh_memo(s) if len(s) <= MEMO_TEXT_MAX else _sh(s)
+
+
+def _sh(s: str) -> str:
     if not _CONTROL.search(s):
         quoted = shlex.quote(s)
         if "\\'" not in quoted:
             return quoted
     return "$'" + s.translate(_C_TABLE) + "'"
+
+
+_sh_memo = functools.lru_cache(maxsize=8192)(_sh)
 
 
 def glob(path: str) -> str:

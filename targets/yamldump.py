@@ -15,6 +15,7 @@ from typing import Any, overload
 
 import yaml
 from cicompile.frontend.yaml_loader import MemoisedResolver
+from cicompile.targets.base import MEMO_TEXT_MAX
 from yaml.events import (
     AliasEvent,
     DocumentEndEvent,
@@ -238,6 +239,7 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
     out: list[Any] = [_DOCUMENT_START]
     add = out.append
     memo, others = _STR_EVENTS, _OTHER_EVENTS
+    local: dict[str, ScalarEvent] = {}  # the long texts' events, for this document
     if len(memo) > 50_000:  # bounded: a long-running process stays small
         memo.clear()
     if len(others) > 1_000:
@@ -248,9 +250,12 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
     again: list[int] = []  # ids, in the order of their second sighting
 
     def string(text: str) -> None:
-        event = memo.get(text)
+        event = memo.get(text) or local.get(text)
         if event is None:
-            event = memo[text] = _str_event(dumper, text)
+            event = _str_event(dumper, text)
+            # Long texts (scripts) stay in this document's memo only: the shared one would
+            # keep megabytes of them alive in a long batch.
+            (memo if len(text) <= MEMO_TEXT_MAX else local)[text] = event
         add(event)
 
     def walk(value: Any) -> None:
