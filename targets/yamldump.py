@@ -4,6 +4,10 @@ Readable and stable: insertion order kept, literal blocks for multi-line strings
 `on` and other YAML 1.1 booleans-in-disguise are quoted by the representer. No aliases, except
 for the values a target marks with `anchored`: text every job of a file would otherwise repeat
 (a shim, a shell library) is written once with `&name` and then as `*name`.
+
+libyaml's emitter writes the text; it is fed the events its serializer would make of the
+representer's node tree, built straight from the data (`_events`), which is several times
+cheaper than building the nodes (docs/performance.md, session 4).
 """
 
 from __future__ import annotations
