@@ -920,3 +920,20 @@ def test_reader_shortcuts_give_what_the_plain_reader_gives(
     assert any(d.code == "unknown-key" for _, diags in fast for d in diags)
     for text, a, b in zip(texts, fast, plain, strict=True):
         assert a == b, text[:200]
+
+
+def test_default_step_name_takes_the_first_line_splitlines_gives() -> None:
+    """A `run` step's default name is its command's first line, found with a regex of the
+    line boundaries `str.splitlines` knows instead of splitting the whole command."""
+    from cicompile.frontend.circleci import _default_step_name
+
+    def plain(cmd: str) -> str:  # the code the regex replaced
+        first = cmd.strip().splitlines()[0] if cmd.strip() else "run"
+        return first if len(first) <= 80 else first[:77] + "..."
+
+    rnd = random.Random(5)
+    alphabet = ["a", " ", "\t", "\n", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e",
+                "\x1f", "\x85", "\u2028", "\u2029", "\xa0", "é", "x" * 50]
+    for _ in range(20_000):
+        cmd = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, 8)))
+        assert _default_step_name(cmd) == plain(cmd), repr(cmd)

@@ -33,6 +33,7 @@ JOB_KEYS = {"docker", "machine", "macos", "windows", "executor", "steps", "shell
 WORKFLOW_NODE_KEYS = {"requires", "filters", "context", "type", "name", "matrix",
                       "pre-steps", "post-steps", "serial-group", "override-with"}
 _NAMED_COMMAND = frozenset({"command", "name"})
+_IMAGE_ONLY = frozenset({"image"})
 RUN_KEYS = {"command", "name", "shell", "environment", "working_directory", "background",
             "when", "no_output_timeout", "max_auto_reruns", "auto_rerun_delay"}
 DOCKER_KEYS = {"image", "name", "entrypoint", "command", "user", "environment", "auth",
@@ -242,6 +243,9 @@ def _executor(r: _Reader, job: YMap, name: str) -> ir.Executor:
                 image = r.string(r.required(m, "image", "a docker entry"), "image")
                 if image is None:
                     continue
+                if m.has_only(_IMAGE_ONLY):  # most entries: every option keeps its default
+                    images.append(ir.DockerImage(image=image, span=m.span))
+                    continue
                 images.append(ir.DockerImage(
                     image=image,
                     name=r.string(m.get("name"), "name"),
@@ -371,8 +375,13 @@ def _auto_reruns(r: _Reader, node: YNode | None) -> int:
     return count
 
 
+# The text before the first line boundary `str.splitlines` knows (without splitting it all).
+_FIRST_LINE = re.compile("[^\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]*")
+
+
 def _default_step_name(cmd: str) -> str:
-    first = cmd.strip().splitlines()[0] if cmd.strip() else "run"
+    stripped = cmd.strip()
+    first = _FIRST_LINE.match(stripped).group() if stripped else "run"  # type: ignore[union-attr]
     return first if len(first) <= 80 else first[:77] + "..."
 
 

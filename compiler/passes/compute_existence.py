@@ -19,6 +19,7 @@ from cicompile.conditions import (
     FALSE,
     TRUE,
     Cond,
+    Const,
     IsKind,
     Match,
     Pattern,
@@ -121,16 +122,17 @@ def compute_existence(p: ir.Pipeline, ctx: PassContext) -> ir.Pipeline:
                 known = formed[key] = c
             own = known
             exists[n.name] = own
-            if own == FALSE and wf.condition == FALSE:
+            never = isinstance(own, Const) and not own.value  # `own == FALSE`, one test
+            if never and wf.condition == FALSE:
                 pass  # the front end already said why the workflow never runs
-            elif own == FALSE and n.filters != ir.Filters():
+            elif never and n.filters != ir.Filters():
                 ctx.diags.warning(
                     "never-runs",
                     f"{n.name!r} can never run: its filters and those of the jobs it requires"
                     " never hold together (a tag filter needs tag filters upstream too)",
                     n.span,
                 )
-            elif own == FALSE:
+            elif never:
                 ctx.diags.warning(
                     "never-runs", f"{n.name!r} can never run: none of its requirements can", n.span
                 )
