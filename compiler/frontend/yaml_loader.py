@@ -389,6 +389,18 @@ class _Unbounded(Exception):
     """The tree is deeper or larger than the alias bound allows."""
 
 
+def _map_span(node: Any, pairs: list[tuple[YScalar, YNode]], path: str) -> Span:
+    """The span of a mapping node: a block mapping starts where its first key does, whose
+    span (equal, immutable) then serves for both; one Span object less per mapping."""
+    mark = node.start_mark
+    line, col = mark.line + 1, mark.column + 1
+    if pairs:
+        first = pairs[0][0].span
+        if first.line == line and first.col == col and first.path == path:
+            return first
+    return Span(path, line, col)
+
+
 class _TreeBuilder:
     """`_Builder` for a composed tree without aliases (`load_yaml` decides that from the
     text), where the alias bound has nothing to bound but size and depth.
@@ -518,8 +530,7 @@ class _TreeBuilder:
             if name not in seen:
                 seen[name] = len(pairs)
                 pairs.append((key, value))
-        mark = node.start_mark
-        return YMap(tuple(pairs), Span(path, mark.line + 1, mark.column + 1), seen)
+        return YMap(tuple(pairs), _map_span(node, pairs, self.path), seen)
 
 
 class _SharedBuilder:
@@ -668,8 +679,7 @@ class _SharedBuilder:
             if name not in seen:
                 seen[name] = len(pairs)
                 pairs.append((key, value))
-        mark = node.start_mark
-        return YMap(tuple(pairs), Span(self.path, mark.line + 1, mark.column + 1), seen)
+        return YMap(tuple(pairs), _map_span(node, pairs, self.path), seen)
 
     def merge_list(self, node: Any, depth: int) -> int:
         """The expanded size of the list after `<<` (counted like any node), its maps built
