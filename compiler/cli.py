@@ -108,11 +108,28 @@ def _write_files(files: dict[str, str], modes: dict[str, int], verbose: bool = F
     umask = os.umask(0o022)  # os has no getter: set, then restore what it returned
     os.umask(umask)
     staged: list[tuple[str, Path]] = []
+    created: list[str] = []  # folders made for the files, outermost first
+
+    def undo() -> None:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        for folder in reversed(created):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # not empty: a file was renamed into it, or someone else's
+
     where = ""
     try:
         for where, text in files.items():
             path = Path(where)
+            missing, up = [], os.path.dirname(where)
+            while up and not os.path.isdir(up):
+                missing.append(up)
+                up = os.path.dirname(up)
             path.parent.mkdir(parents=True, exist_ok=True)
+            created.extend(reversed(missing))
             if path.is_dir():  # the one failure left to the renames: caught before any
                 raise IsADirectoryError(21, "Is a directory", where)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -121,49 +138,65 @@ def _write_files(files: dict[str, str], modes: dict[str, int], verbose: bool = F
                 f.write(text)
             os.chmod(tmp, modes.get(where, 0o666) & ~umask)
         for tmp, path in staged:
+            where = str(path)
             os.replace(tmp, path)
             if verbose:
                 click.echo(f"wrote {path}", err=True)
     except OSError as exc:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        undo()
         reason = str(exc.strerror or exc)
         if exc.filename and str(exc.filename) != where:
             reason += f" ({exc.filename})"
         raise _PathError(f"cannot write {where}: {reason}") from exc
     except BaseException:
-        for tmp, _ in staged:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        undo()
         raise
 
 
-def _stale_workflows(output_dir: str, files: dict[str, str], source: str) -> list[str]:
-    """GitHub workflow files that cicompile generated from this config (same notice, same
-    source name) and that it would no longer generate: a workflow that was renamed or
-    removed in the CircleCI config, which would otherwise keep running on GitHub."""
-    from cicompile.targets.base import GENERATED_NOTICE
+def _stale_workflows(output_dir: str, files: dict[str, str], source: str
+                     ) -> tuple[dict[str, str], dict[str, str]]:
+    """GitHub workflow files that cicompile generated from a config of this name for a
+    workflow this config does not have (renamed or removed: it would keep running on GitHub),
+    as (this config's own: to remove, the others: kept), each with the workflow's name.
 
-    notice = "# " + GENERATED_NOTICE.format(source=source.rsplit("/", 1)[-1]) + "\n"
+    The notice names the config's file only (`config.yml`), as do other configs' of that
+    name compiled into the same folder, so a file is taken for this config's own only when
+    the config is DIR/.circleci/NAME (DIR is its repository) and the file has the name
+    cicompile gives the workflow on its second line (not a user's renamed copy)."""
+    import re
+
+    from cicompile.targets.base import GENERATED_NOTICE, sanitize_id
+
+    name = source.rsplit("/", 1)[-1]
+    notice = "# " + GENERATED_NOTICE.format(source=name) + "\n"
     folder = os.path.join(output_dir, ".github", "workflows")
     try:
         names = sorted(os.listdir(folder))
     except OSError:
-        return []
-    stale = []
-    for name in names:
-        rel = f".github/workflows/{name}"
-        if not name.endswith((".yml", ".yaml")) or rel in files:
+        return {}, {}
+    own = source != "<stdin>" and os.path.realpath(os.path.dirname(source) or ".") == (
+        os.path.realpath(os.path.join(output_dir, ".circleci")))
+    stale: dict[str, str] = {}
+    kept: dict[str, str] = {}
+    for file in names:
+        rel = f".github/workflows/{file}"
+        stem, dot, ext = file.rpartition(".")
+        if ext not in ("yml", "yaml") or rel in files:
             continue
         try:
-            with open(os.path.join(folder, name), encoding="utf-8", newline="") as f:
-                first = f.readline()
+            with open(os.path.join(folder, file), encoding="utf-8", newline="") as f:
+                first, second = f.readline(), f.readline()
         except (OSError, UnicodeDecodeError):
             continue
-        if first.replace("\r\n", "\n") == notice:
-            stale.append(rel)
-    return stale
+        workflow = second.rstrip("\r\n").removeprefix("# CircleCI workflow: ")
+        if first.replace("\r\n", "\n") != notice or workflow == second.rstrip("\r\n"):
+            continue
+        # unique_ids() numbers workflows whose ids collide: ci, ci-2, ...
+        if own and re.fullmatch(re.escape(sanitize_id(workflow)) + r"(-[0-9]+)?", stem):
+            stale[rel] = workflow
+        else:
+            kept[rel] = workflow
+    return stale, kept
 
 
 def _not_generated(paths: list[str]) -> list[str]:
@@ -176,10 +209,20 @@ def _not_generated(paths: list[str]) -> list[str]:
                 head = f.read(512)
         except OSError:
             continue  # missing, or a folder or unreadable file that the write reports
-        # The notice is on the first line, or the second after ci.sh's shebang.
-        if b" by cicompile" not in b"\n".join(head.splitlines()[:3]):
+        # The notice starts the first line, or the second after ci.sh's shebang.
+        if not any(line.startswith((b"# Generated by cicompile ", b"# Processed by cicompile "))
+                   for line in head.splitlines()[:2]):
             foreign.append(path)
     return foreign
+
+
+def _read_only(paths: list[str]) -> list[str]:
+    """Existing files among paths that their owner made read-only: renaming the new file into
+    place would replace them where writing to them fails (a read-only file is a lock)."""
+    # The mode bits too: root may write to anything, but a file without them is still meant
+    # not to change.
+    return [p for p in paths if os.path.isfile(p)
+            and (not os.access(p, os.W_OK) or not os.stat(p).st_mode & 0o222)]
 
 
 def _diff_against(output_dir: str, files: dict[str, str], stale: list[str]) -> bool:
@@ -366,10 +409,19 @@ def compile_command(
     if not all(r.ok for r in results.values()):
         sys.exit(1)
     files = {rel: content for r in results.values() for rel, content in r.files.items()}
-    stale = (_stale_workflows(output_dir, files, shown)
-             if output_dir is not None and "github" in chosen else [])
+    stale, kept = (_stale_workflows(output_dir, files, shown)
+                   if output_dir is not None and "github" in chosen else ({}, {}))
+    name = shown.rsplit("/", 1)[-1]
+    if not quiet:
+        for rel, workflow in kept.items():
+            click.echo(f"kept {_pathlib_text(os.path.join(str(output_dir), rel))}: generated from a"
+                       f" {name} for the workflow {workflow!r}, which this config does not"
+                       " have; unless it is another config's, remove it (cicompile removes"
+                       " only the stale workflows of"
+                       f" {_pathlib_text(os.path.join(str(output_dir), '.circleci', name))})",
+                       err=True)
     if output_dir is not None and (check or show_diff):
-        changed = _diff_against(output_dir, files, stale)
+        changed = _diff_against(output_dir, files, list(stale))
         if check and changed:
             sys.exit(1)
         return
@@ -379,18 +431,27 @@ def compile_command(
     if foreign:
         raise _PathError(f"{', '.join(foreign)}: not generated by cicompile; it would be"
                          " overwritten. Move it, write elsewhere with -o, or give --force")
+    locked = [] if force else _read_only(list(written))
+    if locked:
+        raise _PathError(f"cannot write {', '.join(locked)}: it is read-only (give --force to"
+                         " replace it)")
+    modes = {w: 0o777 for w in written if w.endswith(".sh")}
     if report_path is not None:
-        _write_atomically(report_path, results[chosen[0]].report(), verbose=verbose)
+        # One set with the outputs: a failure leaves neither the report nor the files.
+        written[report_path] = results[chosen[0]].report()
+    if written:
+        _write_files(written, modes, verbose)
     if output_dir is not None:
-        _write_files(written, {w: 0o777 for w in written if w.endswith(".sh")}, verbose)
-        for rel in stale:
+        for rel, workflow in stale.items():
             try:
                 os.unlink(os.path.join(output_dir, rel))
             except OSError as exc:
                 raise _PathError(f"cannot remove {exc.filename}: {exc.strerror}") from exc
-            if verbose:
-                click.echo(f"removed {os.path.join(output_dir, rel)} (stale: its workflow is"
-                           " gone)", err=True)
+            # Said without -v: a file disappearing must not go unnoticed.
+            if not quiet:
+                click.echo(f"removed {_pathlib_text(os.path.join(output_dir, rel))} (generated from"
+                           f" {name} for the workflow"
+                           f" {workflow!r}, which it no longer has)", err=True)
         return
     if len(files) == 1:
         click.echo(next(iter(files.values())), nl=False)
