@@ -512,13 +512,16 @@ def render_runtime(model: ScriptModel) -> str:
 def render_nodes(nodes: tuple[NodeView, ...]) -> list[str]:
     """Each node's functions (no trailing newline). One render for all the nodes: a render
     costs about what a node's steps do (a context, a generator, the joins)."""
-    text = ENV.get_template("node.sh.j2").render(nodes=nodes, end=_NODE_END)
-    texts = text.split(_NODE_END)
-    assert len(texts) == len(nodes) + 1 and not texts[-1], "a node's text holds _NODE_END"
+    template = ENV.get_template("node.sh.j2")
+    texts = template.render(nodes=nodes, end=_NODE_END).split(_NODE_END)
+    if len(texts) != len(nodes) + 1:
+        # Some node's own text holds the marker: a filter pattern or a cache key is written
+        # as `shlex.quote` gives it, NUL included. Then one render per node, as before.
+        return [template.render(nodes=(n,), end="").rstrip("\n") for n in nodes]
     return [t.rstrip("\n") for t in texts[:-1]]
 
 
-# Ends each node's text in the render of all nodes; never in the output (see RUNTIME_SLOT).
+# Ends each node's text in the render of all nodes; never in the output.
 _NODE_END = "\x00cicompile-node-end\x00"
 
 
@@ -530,7 +533,9 @@ def comment_safe(text: str) -> str:
 # ---- dropping the runtime functions a file never calls --------------------------------------
 
 # Where make.py and shell.py first render the runtime: the file around it is what calls the
-# runtime's functions. (A NUL never appears in the output: `sh` and comment_safe escape it.)
+# runtime's functions. Only its first occurrence is the slot: nothing before it comes from
+# the config but the comment-safe source path, while a node's text may hold a NUL (a filter
+# pattern or cache key as `shlex.quote` writes it), even this marker.
 RUNTIME_SLOT = "\x00cicompile-runtime\x00"
 
 _NAME_LINE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

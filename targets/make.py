@@ -140,4 +140,4 @@ class MakeTarget(Target):
                     " 128 KiB: use the shell target",
                     None,
                 )
-        return {"Makefile": text.replace(RUNTIME_SLOT, make_escape(runtime))}
+        return {"Makefile": text.replace(RUNTIME_SLOT, make_escape(runtime), 1)}

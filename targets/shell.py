@@ -35,4 +35,4 @@ class ShellTarget(Target):
             serial_groups=any(n.serial_group for n in model.nodes),
         )
         runtime = drop_unused_functions(render_runtime(model), text)
-        return {"ci.sh": text.replace(RUNTIME_SLOT, runtime)}
+        return {"ci.sh": text.replace(RUNTIME_SLOT, runtime, 1)}

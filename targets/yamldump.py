@@ -34,6 +34,9 @@ from yaml.events import (
 # libyaml's emitter (5-10x faster than PyYAML's Python one); both write block sequences
 # "indentless" (`key:` then `- item` at the same column), so the output is the same either way.
 _Base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+# The events of `_events` carry UTF-8 bytes, which only libyaml's emitter takes: PyYAML's own
+# (PyYAML installed without libyaml) is given the representer's node tree.
+_LIBYAML = _Base is not yaml.SafeDumper
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -338,7 +341,7 @@ def _new_dumper(stream: io.StringIO) -> _Dumper:
 
 
 def dump_yaml(data: Any, header: str = "") -> str:
-    return _dump(data, header, events=True)
+    return _dump(data, header, events=_LIBYAML)
 
 
 def _dump(data: Any, header: str, *, events: bool) -> str:

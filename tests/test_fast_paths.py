@@ -220,6 +220,29 @@ def test_memoised_tag_resolution_agrees_with_pyyaml() -> None:
     dumper.dispose()
 
 
+def test_memos_shared_across_configs_keep_no_long_text() -> None:
+    """A long batch (`cicompile audit`, a library compiling many configs) keeps no script
+    alive in the memos that outlive a config: those are bounded in entries, and texts longer
+    than MEMO_TEXT_MAX are not kept (the YAML tag resolver: the dumper asks it about every
+    string it writes, the loader about every plain scalar)."""
+    from cicompile.diagnostics import Diagnostics
+    from cicompile.frontend.yaml_loader import _CLoader, load_yaml
+    from cicompile.targets import jobscript
+    from cicompile.targets.base import MEMO_TEXT_MAX, sh_quote
+    from cicompile.targets.yamldump import _STR_EVENTS, _Dumper
+
+    long = "echo " + "x" * MEMO_TEXT_MAX  # one line: a plain scalar, in the loader too
+    script = long + "\nmake test\n"
+    load_yaml(f"a: {long}\nb: [{long}1]\n", "c.yml", Diagnostics())
+    yamldump.dump_yaml({"a": long, "b": [script, {long + "k": long + "v"}]})
+    size = jobscript._sh_memo.cache_info().currsize
+    assert jobscript.sh(long) == jobscript._sh(long) and sh_quote(long) == f"'{long}'"
+    assert jobscript._sh_memo.cache_info().currsize == size
+    for memo in (_CLoader._scalar_tags, _Dumper._scalar_tags, _STR_EVENTS):
+        assert max(map(len, memo), default=0) <= MEMO_TEXT_MAX
+        assert len(memo) <= 50_001
+
+
 def test_c_string_table_gives_the_loop_s_words() -> None:
     from cicompile.targets import jobscript
 
@@ -445,6 +468,63 @@ def test_event_walk_gives_the_serializer_s_bytes(monkeypatch: pytest.MonkeyPatch
     for data, header in docs:
         assert yamldump._dump(data, header, events=True) == \
             yamldump._dump(data, header, events=False)
+
+
+# Pieces of strings the emitter must quote, escape or fold: indicators, leading and trailing
+# spaces, comment and mapping markers, control, non-printable and non-BMP characters, YAML 1.1
+# booleans and numbers, merge keys, long lines, line breaks of every kind.
+_YAML_PIECES = ["a", " ", "  ", "\t", "\n", "\r", "\r\n", ":", ": ", " #", "#", "-", "- ", "?",
+                "&x", "*x", "!", "|", ">", "'", '"', "\\", "%", "@", "`", "{", "}", "[", "]", ",",
+                "\x00", "\x01", "\x1b", "\x7f", "\x85", "\xa0", "\u2028", "\u2029", "\ufeff",
+                "\ufffe", "é", "😀", "\U0010fffd", "yes", "on", "~", "null", "1", "0x1f", "1e3",
+                ".inf", "<<", "=", "x" * 120, "y " * 70, "---", "...", "${{", "2020-01-01"]
+_YAML_WHOLE = ["", " ", "\n", " \n", "\n\n", "a\n\n\n", "\na", "a \nb", "a\t\nb", "a\nb ",
+               "No", "ON", "off", "y", "Null", "-1", "+1", "1.5", "0o17", "0b101", "1_000",
+               "12:30", ".NaN", "<<", "=", "-", "?", ":", "- a", "a: b", "a #b", "[]", "{}",
+               "x" * 300]
+
+
+def test_event_walk_on_random_strings() -> None:
+    """dump_yaml (the event walk) against the representer's route on documents of random
+    strings as keys, values and list items (fixed seed): the same text, which reads back as
+    the data."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    rnd = random.Random(11)
+
+    def text() -> str:
+        if rnd.random() < 0.2:
+            return rnd.choice(_YAML_WHOLE)
+        return "".join(rnd.choice(_YAML_PIECES) for _ in range(rnd.randint(0, 12)))
+
+    for _ in range(2_000):
+        s = [text() for _ in range(8)]
+        data = {s[0]: s[1], "list": s[2:5], s[5]: {s[6]: s[7]}, "k": {x: [x] for x in s}}
+        written = yamldump.dump_yaml(data)
+        assert written == yamldump._dump(data, "", events=False), s
+        assert yaml.load(written, Loader=loader) == data, s
+
+
+def test_without_libyaml_the_representer_s_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML installed without libyaml: its Python emitter cannot take the walk's events
+    (UTF-8 bytes), so dump_yaml gives it the representer's node tree, and the text is the
+    one libyaml writes."""
+    import importlib.util
+
+    monkeypatch.delattr(yaml, "CSafeDumper")
+    spec = importlib.util.spec_from_file_location("yamldump_without_libyaml", yamldump.__file__)
+    assert spec is not None and spec.loader is not None
+    plain = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plain)
+    assert plain._Base is yaml.SafeDumper
+
+    def document(module: Any) -> dict[str, Any]:
+        lib = module.anchored("lib", "a\nb\n")
+        return {"on": {"push": None}, "jobs": {"a": {"steps": [lib, {"run": "x\ny\n"}], "n": 3},
+                                               "b": {"steps": [lib], "yes": True, "e": ""}}}
+
+    text = plain.dump_yaml(document(plain), "header")
+    assert text == yamldump.dump_yaml(document(yamldump), "header")
+    assert "&lib" in text and "*lib" in text
 
 
 def _compiled_pipelines() -> list[Any]:
@@ -796,6 +876,45 @@ def test_nodes_rendered_together_as_one_by_one() -> None:
         assert jobscript.render_nodes(nodes) == [jobscript.render_nodes((n,))[0] for n in nodes]
         checked += len(nodes)
     assert checked > 1_000
+
+
+@pytest.mark.parametrize("marker", ["\\0cicompile-node-end\\0", "\\0cicompile-runtime\\0"])
+def test_marker_text_from_the_config_splits_nothing(marker: str) -> None:
+    """A filter pattern and a cache key reach a node's text as `shlex.quote` writes them, NUL
+    included: the text of the markers that split the one render of all nodes and that hold
+    the runtime's place is then the config's, and still each node gets its own text and the
+    runtime is written once."""
+    from cicompile import compile_config, front_end, ir
+    from cicompile.diagnostics import Diagnostics
+    from cicompile.targets import jobscript
+    from cicompile.targets.base import EmitContext
+
+    text = f"""version: 2
+jobs:
+  build:
+    docker: [{{image: cimg/base:stable}}]
+    steps:
+      - save_cache: {{key: "k-{marker}-x", paths: [a]}}
+      - run: echo build
+  test:
+    docker: [{{image: cimg/base:stable}}]
+    steps: [{{run: echo test}}]
+workflows:
+  version: 2
+  main:
+    jobs:
+      - build: {{filters: {{branches: {{only: "x{marker}y"}}}}}}
+      - test: {{requires: [build]}}
+"""
+    pipeline = front_end(text).pipeline
+    assert isinstance(pipeline, ir.Pipeline)
+    nodes = jobscript.build_model(pipeline, EmitContext(Diagnostics())).nodes
+    assert jobscript.render_nodes(nodes) == [jobscript.render_nodes((n,))[0] for n in nodes]
+    for target, name in (("shell", "ci.sh"), ("make", "Makefile")):
+        result = compile_config(text, target)
+        out = result.files[name]
+        assert out.count("cc_run() {") == 1, target
+        assert "echo build" in out and "echo test" in out
 
 
 def test_runtime_check_on_the_whole_runtime_misses_no_kept_line() -> None:

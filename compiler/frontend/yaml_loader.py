@@ -168,10 +168,17 @@ class MemoisedResolver:
         tag = self._scalar_tags.get(value)
         if tag is None:
             tag = _resolve(self, kind, value, implicit)
-            if len(self._scalar_tags) > 50_000:  # bounded: a long-running process stays small
-                self._scalar_tags.clear()
-            self._scalar_tags[value] = tag
+            # Bounded in entries and in their length (a long-running process stays small: a
+            # batch's scripts, which the dumper asks about, are not kept alive here).
+            if len(value) <= _MEMO_TEXT_MAX:
+                if len(self._scalar_tags) > 50_000:
+                    self._scalar_tags.clear()
+                self._scalar_tags[value] = tag
         return tag
+
+
+# The longest text the memos shared across configs keep (as `targets.base.MEMO_TEXT_MAX`).
+_MEMO_TEXT_MAX = 256
 
 
 _resolve: Any = yaml.resolver.BaseResolver.resolve
