@@ -668,7 +668,7 @@ def orbs_fetch_command(orb_dir: str, registry: str, config: str) -> None:
     try:
         root = load_yaml(text, config, diags)
     except ConfigError:
-        click.echo(render_text(diags.sorted()), err=True, nl=False)
+        click.echo(_render(diags.sorted(), "text"), err=True, nl=False)
         sys.exit(1)
     try:
         refs, skipped = orb_refs(root) if isinstance(root, YMap) else ([], [])

@@ -697,3 +697,19 @@ def test_a_failure_on_the_second_file_leaves_no_trace(
     else:
         assert r.exit_code == 1 and "Aborted!" in r.stderr  # click's Ctrl-C
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["-t", "github"], ["graph"],
+                                     ["orbs", "fetch", "--orb-dir", "ORB_DIR"]])
+def test_every_command_colours_errors_at_a_terminal_alike(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    from cicompile.cli import main
+    from click.testing import CliRunner
+
+    monkeypatch.setattr("cicompile.cli._colour", lambda: True)  # a terminal, NO_COLOR unset
+    broken = tmp_path / "broken.yml"
+    broken.write_text("version: 2\njobs: [\n")
+    command = [str(tmp_path / "orbs") if a == "ORB_DIR" else a for a in command]
+    r = CliRunner().invoke(main, [*command, str(broken)], color=True)  # keep escapes
+    assert r.exit_code == 1, r.output
+    assert r.stderr.startswith(f"{broken}:3:1: \x1b[31m\x1b[1merror\x1b[0m: invalid YAML")
