@@ -39,7 +39,7 @@ Exit status (every command; docs/cli.md):
   1  the config has errors (nothing is written), --check found differences,
      audit: some config did not compile, orbs fetch: the registry failed
   2  usage error: a bad option, an unreadable input or an unwritable output
-  3  internal error (a bug: please report it)
+  3  internal error (a bug: please report it; audit: after the whole batch)
 Diagnostics go to stderr as `path:line:col: severity: message [code]`.
 """
 # The group's own help adds the subcommands and shell completion.
@@ -74,7 +74,7 @@ Status per target: clean, or N~ approximated and M! unsupported constructs, or t
 number of errors; `unreadable` or CRASH (a bug in cicompile). The JSON schema is in
 docs/cli.md. A progress bar is shown when stderr is a terminal.
 Exit status: 0 every config compiled; 1 some did not; 2 usage error, no config found
-or an unwritable --markdown/--json file.
+or an unwritable --markdown/--json file; 3 cicompile crashed on a config (CRASH).
 """
 ORBS_EPILOG = """\b
 Examples:
@@ -636,6 +636,12 @@ def audit_command(targets: tuple[str, ...], md_path: str | None, json_path: str 
         _write_atomically(md_path, render_markdown(audits, chosen))
     if json_path is not None:
         _write_atomically(json_path, render_json(audits, chosen))
+    crashes = [(a.path, r) for a in audits for r in a.results if r.internal_error]
+    for path, r in crashes:
+        click.echo(f"{path}: error: internal error in cicompile ({r.target}:"
+                   f" {r.internal_error}); please report it [internal-error]", err=True)
+    if crashes:  # a bug in cicompile, as for the other commands: not the configs' fault
+        sys.exit(3)
     if not all(a.ok for a in audits):
         sys.exit(1)
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cicompile import compile_config
 from cicompile.audit import audit_config, find_configs, render_json, render_markdown
 
@@ -151,3 +152,31 @@ def test_targets_all_and_repeated() -> None:
     header = subprocess.run([*CLI, "audit", "-t", "all", "-t", "github", "-t", "circleci", seed],
                             capture_output=True, text=True, cwd=ROOT).stdout.splitlines()[0]
     assert header.split()[5:10] == ["github", "gitlab", "make", "shell", "circleci"]
+
+
+def test_a_crash_exits_3_after_the_whole_batch(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug in cicompile on one config is exit status 3, as for every command (docs/cli.md),
+    not 1 ("the config has errors"); the batch, the table and the files are still done."""
+    import cicompile
+    from cicompile.cli import main
+    from click.testing import CliRunner
+
+    real = cicompile.front_end
+
+    def front_end(text: str, path: str, **kwargs: object) -> object:
+        if path.endswith("crash.yml"):
+            raise KeyError("bug")
+        return real(text, path=path, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cicompile, "front_end", front_end)
+    good, crash = tmp_path / "good.yml", tmp_path / "crash.yml"
+    for f in (good, crash):
+        f.write_text((GOLDEN / "seed-approval" / "input.yml").read_text())
+    md = tmp_path / "audit.md"
+    r = CliRunner().invoke(main, ["audit", "-t", "github", str(good), str(crash),
+                                  "--markdown", str(md)])
+    assert r.exit_code == 3, r.output
+    assert "CRASH" in r.stdout and md.exists()
+    assert r.stderr == (f"{crash}: error: internal error in cicompile (github: KeyError: 'bug');"
+                        " please report it [internal-error]\n")
