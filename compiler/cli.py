@@ -324,6 +324,11 @@ class _DefaultGroup(click.Group):
         unusable output, exit 2, not a traceback; click itself handles a closed pipe."""
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # 128 + SIGINT, as shells report it; click's own 1 would read "the config has
+            # errors" (docs/cli.md, exit status).
+            click.echo("\nAborted!", err=True)
+            sys.exit(130)
         except OSError as exc:
             if exc.errno == 32:  # EPIPE
                 raise
