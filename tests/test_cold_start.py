@@ -135,3 +135,65 @@ def test_entry_point_collects_during_the_command_and_freezes_at_exit(tmp_path: P
     assert r.returncode == 1 and "error" in r.stderr and not (tmp_path / "none").exists()
     assert "frozen at exit: True" in r.stderr
     assert cli("--target", "nope", seed).returncode == 2
+
+
+def test_entry_point_exits_as_the_cli_on_every_path(tmp_path: Path) -> None:
+    # Through `run` (heap frozen after import and at exit) as through `cicompile.cli.main`:
+    # the same exit status and messages for an internal error, a Ctrl-C while files are
+    # staged (none left behind) and a reader that closes the pipe early (`cicompile ... |
+    # head -1`: no traceback).
+    script = (
+        "import os, sys\n"
+        "import cicompile\n"
+        "entry, what = sys.argv.pop(1), sys.argv.pop(1)\n"
+        "real = cicompile.FrontEnd.emit\n"
+        "def emit(self, target):\n"
+        "    if what == 'crash': raise RuntimeError('boom')\n"
+        "    return real(self, target)\n"
+        "cicompile.FrontEnd.emit = emit\n"
+        "calls = []\n"
+        "chmod = os.chmod\n"
+        "def interrupted(*args, **kwargs):\n"  # at the second staged file
+        "    calls.append(args)\n"
+        "    if what == 'interrupt' and len(calls) == 2: raise KeyboardInterrupt\n"
+        "    return chmod(*args, **kwargs)\n"
+        "os.chmod = interrupted\n"
+        "sys.argv = ['cicompile', *sys.argv[1:]]\n"
+        "if entry == 'run':\n"
+        "    from cicompile.__main__ import run\n"
+        "    run()\n"
+        "from cicompile.cli import main\n"
+        "main()\n"
+    )
+    seed = str(ROOT / "golden" / "seed-sequential" / "input.yml")
+    big = tmp_path / "big.yml"  # its workflow is larger than a pipe's buffer
+    big.write_text("version: 2\njobs:\n" + "".join(
+        f"  j{i}:\n    docker: [{{image: cimg/base:stable}}]\n    steps: [{{run: echo {i}}}]\n"
+        for i in range(400)) + "workflows:\n  w:\n    jobs: [" + ", ".join(
+        f"j{i}" for i in range(400)) + "]\n")
+
+    def cli(entry: str, what: str, *args: str) -> tuple[int, str, list[str]]:
+        out = tmp_path / entry / what
+        p = subprocess.Popen([sys.executable, "-c", script, entry, what, *args, "-o", str(out)]
+                             if what == "interrupt" else
+                             [sys.executable, "-c", script, entry, what, *args],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stdout is not None and p.stderr is not None
+        if what == "pipe":
+            p.stdout.close()
+        else:
+            p.stdout.read()
+        err = p.stderr.read()
+        files = sorted(str(f.relative_to(out)) for f in out.rglob("*") if f.is_file())
+        return p.wait(), err, files
+
+    cases = [("crash", "-q", "-t", "github", seed), ("interrupt", "-q", "-t", "all", seed),
+             ("pipe", "-q", "-t", "github", str(big))]
+    for what, *args in cases:
+        assert cli("run", what, *args) == cli("main", what, *args), what
+    status, err, _ = cli("run", "crash", "-q", "-t", "github", seed)
+    assert status == 3 and err.count("\n") == 1 and "[internal-error]" in err, err
+    status, err, files = cli("run", "interrupt", "-q", "-t", "all", seed)
+    assert status != 0 and "Aborted!" in err and files == [], (status, err, files)
+    status, err, _ = cli("run", "pipe", "-q", "-t", "github", str(big))
+    assert status == 1 and not err, err

@@ -647,6 +647,35 @@ _SHARED_DOCS = [
 ]
 
 
+def _shape(node: Any, first: dict[int, int]) -> Any:
+    """A loaded tree as comparable values: values, text, quoting, positions, key index, and
+    which nodes are one object."""
+    from cicompile.frontend import yaml_loader as yl
+
+    if id(node) in first:  # an object met before: its number (and no walk again)
+        return ("same", first[id(node)])
+    first[id(node)] = len(first)
+    if isinstance(node, yl.YScalar):
+        return (node.text, node.value, type(node.value), node.quoted, node.span)
+    if isinstance(node, yl.YSeq):
+        return (node.span, [_shape(i, first) for i in node.items])
+    assert isinstance(node, yl.YMap)
+    return (node.span, dict(node._index),
+            [(_shape(k, first), _shape(v, first)) for k, v in node.pairs])
+
+
+def _loaded_shape(text: str) -> tuple[Any, list[Any]]:
+    """`load_yaml(text)` as `_shape` gives it (None when it fails), and the diagnostics."""
+    from cicompile.diagnostics import ConfigError, Diagnostics
+    from cicompile.frontend import yaml_loader as yl
+
+    d = Diagnostics()
+    try:
+        return _shape(yl.load_yaml(text, "c.yml", d), {}), d.sorted()
+    except ConfigError:
+        return None, d.sorted()
+
+
 @pytest.mark.parametrize("limit", [5, 40, 1_000, 250_000])
 def test_tree_builders_give_what_the_general_path_gives(limit: int,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
@@ -655,28 +684,9 @@ def test_tree_builders_give_what_the_general_path_gives(limit: int,
     builder, or every text through _SharedBuilder, every golden and corpus input and the
     corner cases give the same tree (values, text, quoting, positions, key index, which
     nodes are one object) and the same diagnostics, at the real limit and at small ones."""
-    from cicompile.diagnostics import ConfigError, Diagnostics
     from cicompile.frontend import yaml_loader as yl
 
-    def shape(node: Any, first: dict[int, int]) -> Any:
-        if id(node) in first:  # an object met before: its number (and no walk again)
-            return ("same", first[id(node)])
-        first[id(node)] = len(first)
-        if isinstance(node, yl.YScalar):
-            return (node.text, node.value, type(node.value), node.quoted, node.span)
-        if isinstance(node, yl.YSeq):
-            return (node.span, [shape(i, first) for i in node.items])
-        assert isinstance(node, yl.YMap)
-        return (node.span, dict(node._index),
-                [(shape(k, first), shape(v, first)) for k, v in node.pairs])
-
-    def load(text: str) -> tuple[Any, list[Any]]:
-        d = Diagnostics()
-        try:
-            return shape(yl.load_yaml(text, "c.yml", d), {}), d.sorted()
-        except ConfigError:
-            return None, d.sorted()
-
+    load = _loaded_shape
     monkeypatch.setattr(yl, "MAX_EXPANDED_NODES", limit)
     limit_before = sys.getrecursionlimit()
     taken = {"tree": 0, "shared": 0}
@@ -716,6 +726,93 @@ def test_tree_builders_give_what_the_general_path_gives(limit: int,
     finally:
         sys.setrecursionlimit(limit_before)
     assert sum(tree is None for tree, _ in fast) > 5
+
+
+# Scalars and keys of the random documents below: typed, quoted and tagged (standard tags on
+# the wrong kind of node, an application tag), `<<` as a merge key or as a string.
+_DOC_SCALARS = ["a", "b", "1", "~", "yes", "'q'", '"d"', "!!str 5", "!!int 7", "<<", "1.5",
+                "2020-01-01", "''", "!!null ''", "!!float 1", "!!merge x", "!!map x", "!foo x"]
+_DOC_KEYS = ["a", "b", "c", "1", "~", "'a'", "null", "yes", "<<", "'<<'", "!!str <<",
+             "!!merge <<", "!!int 1", "? [x]", "!foo k"]
+
+
+def _random_document(rnd: random.Random) -> str:
+    """A flow-style document with anchors (some defined again), aliases as values and keys
+    (some in their own anchored node), merges of one alias or a list of them (maps or not),
+    nested and duplicate keys."""
+    anchors: list[str] = []
+
+    def node(depth: int) -> str:
+        r = rnd.random()
+        if anchors and r < 0.2:
+            return "*" + rnd.choice(anchors)
+        anchor = f"&a{rnd.randint(0, 5)} " if rnd.random() < 0.25 else ""
+        early = anchor and rnd.random() < 0.1  # aliases inside its own node: a cycle
+        if early:
+            anchors.append(anchor[1:-1])
+        if depth > 3 or r < 0.45:
+            text = anchor + rnd.choice(_DOC_SCALARS)
+        elif r < 0.7:
+            text = anchor + "[" + ", ".join(node(depth + 1) for _ in range(rnd.randint(0, 3))) + "]"
+        else:
+            pairs = []
+            for _ in range(rnd.randint(0, 4)):
+                if anchors and rnd.random() < 0.3:
+                    merged = [rnd.choice(anchors) for _ in range(rnd.randint(0, 3))]
+                    pairs.append("<<: " + ("[" + ", ".join(f"*{a}" for a in merged) + "]"
+                                           if rnd.random() < 0.5 else f"*{rnd.choice(anchors)}"))
+                elif anchors and rnd.random() < 0.1:
+                    pairs.append(f"*{rnd.choice(anchors)} : {node(depth + 1)}")
+                else:
+                    pairs.append(f"{rnd.choice(_DOC_KEYS)}: {node(depth + 1)}")
+            text = anchor + "{" + ", ".join(pairs) + "}"
+        if anchor and not early:
+            anchors.append(anchor[1:-1])
+        return text
+
+    lines = [f"t{i}: {node(0)}" for i in range(rnd.randint(1, 5))]
+    if anchors and rnd.random() < 0.3:
+        lines.append(f"m:\n  <<: *{rnd.choice(anchors)}\n  z: 1")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("limit", [20, 250_000])
+def test_tree_builders_on_random_documents(limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both one-walk builders against the general path (the bound walk, then the memoising
+    builder) on random documents (fixed seed) mixing what each builder hands to the general
+    path: the same trees and the same diagnostics (duplicate keys, bad merges, tags, keys
+    that are collections, the alias bound)."""
+    from cicompile.frontend import yaml_loader as yl
+
+    rnd = random.Random(limit)
+    texts = []
+    while len(texts) < 1_000:
+        text = _random_document(rnd)
+        try:
+            yl._compose(text)
+        except yaml.YAMLError:
+            continue
+        texts.append(text)
+    monkeypatch.setattr(yl, "MAX_EXPANDED_NODES", limit)
+    fast = [_loaded_shape(t) for t in texts]
+    with monkeypatch.context() as m:  # every text through _SharedBuilder
+        m.setattr(yl, "_ALIAS_START", re.compile(""))
+        m.setattr(yl, "_ANCHOR_START", re.compile(""))
+        shared = [_loaded_shape(t) for t in texts]
+
+    def unbounded(self: Any, node: Any, depth: int) -> Any:
+        raise yl._Unbounded
+
+    monkeypatch.setattr(yl._TreeBuilder, "build", unbounded)
+    monkeypatch.setattr(yl._SharedBuilder, "build", unbounded)
+    codes = set()
+    for text, a, b, (tree, diags) in zip(texts, fast, shared, [_loaded_shape(t) for t in texts],
+                                         strict=True):
+        assert a == (tree, diags), text
+        assert b == (tree, diags), text
+        codes.update(d.code for d in diags)
+    assert {"duplicate-key", "yaml-merge", "yaml-key", "yaml-tag",
+            "alias-expansion-limit"} <= codes
 
 
 def test_shim_detection_tries_the_patterns_only_at_the_word() -> None:
