@@ -38,8 +38,10 @@ Exit status (every command; docs/cli.md):
   0  done (--check: the files are current)
   1  the config has errors (nothing is written), --check found differences,
      audit: some config did not compile, orbs fetch: the registry failed
-  2  usage error: a bad option, an unreadable input or an unwritable output
+  2  usage error: a bad option, an unreadable input, an unwritable output or one
+     that would replace a file cicompile did not generate (--force)
   3  internal error (a bug: please report it; audit: after the whole batch)
+  130  interrupted (Ctrl-C)
 Diagnostics go to stderr as `path:line:col: severity: message [code]`.
 """
 # The group's own help adds the subcommands and shell completion.
@@ -371,10 +373,11 @@ def main() -> None:
               " scheduled pipelines get the cron, and their gate maps it back to the name.")
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only (no warnings or notes):"
               " the --report still lists them.")
-@click.option("-v", "--verbose", is_flag=True, help="Also say which files were written or"
-              " removed.")
-@click.option("--force", is_flag=True, help="With -o: overwrite files there that cicompile did"
-              " not generate (a hand-written Makefile, a workflow of the same name).")
+@click.option("-v", "--verbose", is_flag=True, help="Also say which files were written (a removed"
+              " stale workflow is always said).")
+@click.option("--force", is_flag=True, help="With -o: overwrite files there that this config did"
+              " not generate (a hand-written Makefile, a workflow of the same name, another"
+              " config's, a read-only file).")
 @ORB_DIR_OPTION
 @click.option("--runner-map", "runner_map_path",
               type=click.Path(dir_okay=False, exists=True), callback=_as_pathlib_shows,
