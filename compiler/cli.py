@@ -408,6 +408,9 @@ def compile_command(
         raise click.UsageError("--quiet and --verbose contradict each other: give one")
     chosen = [t for name in targets for t in (ALL_TARGETS if name == "all" else (name,))]
     chosen = list(dict.fromkeys(chosen))
+    if report_path is not None and (check or show_diff):
+        raise click.UsageError("--check and --diff write nothing, not even the --report:"
+                               " give it without them")
     if report_path is not None and len(chosen) > 1:
         raise click.UsageError("--report describes the migration to one target: give one"
                                " --target")
@@ -458,6 +461,9 @@ def compile_command(
         raise _PathError(f"cannot write {', '.join(locked)}: it is read-only (give --force to"
                          " replace it)")
     modes = {w: 0o777 for w in written if w.endswith(".sh")}
+    if report_path is not None and os.path.abspath(report_path) in map(os.path.abspath,
+                                                                         written):
+        raise click.UsageError(f"--report {report_path} is one of the generated files")
     if report_path is not None:
         # One set with the outputs: a failure leaves neither the report nor the files.
         written[report_path] = results[chosen[0]].report()

@@ -754,3 +754,16 @@ def test_a_symbolic_link_in_the_output_folder_is_never_written_through(tmp_path:
     assert cli("-t", "make", "-o", str(out), "--force", str(SEED)).returncode == 0
     assert elsewhere.read_text() == "mine\n"
     assert not (out / "Makefile").is_symlink() and "cicompile" in (out / "Makefile").read_text()
+
+
+def test_report_with_check_or_onto_an_output_is_a_usage_error(tmp_path: Path) -> None:
+    """--check writes nothing, so a --report with it would be silently dropped; a report
+    onto one of the generated files would replace it."""
+    report = tmp_path / "r.md"
+    for extra in (["--check"], ["--diff"]):
+        r = cli("-t", "make", "-o", str(tmp_path), "--report", str(report), *extra, str(SEED))
+        assert r.returncode == 2 and "--report" in r.stderr, r.stderr
+    r = cli("-t", "make", "-o", str(tmp_path), "--report", str(tmp_path / "Makefile"),
+            str(SEED))
+    assert r.returncode == 2 and "--report" in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
