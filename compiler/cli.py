@@ -85,7 +85,7 @@ Examples:
 
 \b
 Exit status: 0 fetched; 1 the config cannot be parsed or the registry failed;
-2 usage error or unreadable CONFIG.
+2 usage error, unreadable CONFIG or unwritable --orb-dir; 3 internal error.
 """
 
 

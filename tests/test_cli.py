@@ -437,6 +437,10 @@ def test_every_help_has_examples_and_exit_statuses(command: list[str]) -> None:
     r = cli(*command, "--help")
     assert r.returncode == 0, r.stderr
     assert "Example" in r.stdout and "Exit status" in r.stdout, r.stdout
+    # Each names the statuses it can end with, a bug's (3) too.
+    statuses = r.stdout.split("Exit status", 1)[1]
+    for status in ("0", "1", "2", "3"):
+        assert re.search(rf"(^|[ ;:]){status} ", statuses, re.M), (command, status, statuses)
     # Every example line names a real command, with options the command knows.
     for line in r.stdout.splitlines():
         words = line.split()
