@@ -448,6 +448,10 @@ def compile_command(
     if output_dir is not None and (check or show_diff):
         changed = _diff_against(output_dir, files, list(stale))
         if check and changed:
+            # Said even with -q: a pre-commit hook or CI log shows only this run's output.
+            click.echo(f"{_pathlib_text(output_dir)}: the generated files are not current (the"
+                       " diff on stdout); the same command without --check updates them",
+                       err=True)
             sys.exit(1)
         return
     written = ({os.path.join(output_dir, rel): files[rel] for rel in sorted(files)}

@@ -257,6 +257,9 @@ def test_check_every_kind_of_difference_with_several_targets(tmp_path: Path) -> 
     (wfs / "mine.yml").write_text("name: mine\n")  # the user's own: never touched
     r = _in(tmp_path, "--check", *args)
     assert r.returncode == 1, r.stderr
+    assert r.stderr.endswith("out: the generated files are not current (the diff on stdout);"
+                             " the same command without --check updates them\n"), r.stderr
+    assert "not current" not in _in(tmp_path, "--diff", *args).stderr
     headers = [ln for ln in r.stdout.splitlines() if ln.startswith(("--- ", "+++ ", "Files "))]
     assert headers == [
         "--- out/.github/workflows/old.yml", "+++ /dev/null",
