@@ -690,9 +690,11 @@ def orbs_group() -> None:
               help="Where to write the orb sources and orbs.lock (created if missing).")
 @click.option("--registry", default="https://circleci.com", show_default=True,
               help="The orb registry (its GraphQL API is REGISTRY/graphql-unstable).")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only (not each orb fetched,"
+              " nor warnings).")
 @click.argument("config", type=click.Path(dir_okay=False, allow_dash=True),
                 callback=_as_pathlib_shows)
-def orbs_fetch_command(orb_dir: str, registry: str, config: str) -> None:
+def orbs_fetch_command(orb_dir: str, registry: str, config: str, quiet: bool = False) -> None:
     """Download the source of every registry orb CONFIG imports (and the orbs those import)
     into ORB_DIR as packed YAML, and record version and sha256 in ORB_DIR/orbs.lock."""
     from pathlib import Path
@@ -724,6 +726,8 @@ def orbs_fetch_command(orb_dir: str, registry: str, config: str) -> None:
         sys.exit(1)
     except Exception as exc:  # a bug in cicompile, not in the config or the registry
         _internal_error(config, exc)
+    if quiet:
+        return
     for ref in [*skipped, *result.skipped]:
         click.echo(f"{config}: warning: orb {ref!r} is not a fixed `ns/name@version`; not"
                    " fetched [orb-fetch]", err=True)

@@ -257,6 +257,19 @@ def test_fetch_writes_sources_and_lock(tmp_path: Path, registry: str) -> None:
     assert result.ok and _steps(result.pipeline, "tools/check") == ["echo lint ."]
 
 
+def test_fetch_quiet_prints_errors_only(tmp_path: Path, registry: str) -> None:
+    """-q as in compile and graph: nothing on success, the error when the registry fails."""
+    path = tmp_path / "config.yml"
+    path.write_text(CONFIG)
+    args = ["orbs", "fetch", "-q", str(path), "--orb-dir", str(tmp_path / "fetched")]
+    r = CliRunner().invoke(main, [*args, "--registry", registry])
+    assert r.exit_code == 0 and r.output == "", r.output
+    assert (tmp_path / "fetched" / "orbs.lock").exists()
+    _Registry.mode = "500"
+    r = CliRunner().invoke(main, [*args, "--registry", registry])
+    assert r.exit_code == 1 and "[orb-fetch]" in r.stderr, r.output
+
+
 @pytest.mark.parametrize(("mode", "config", "message"), [
     ("500", CONFIG, "HTTP 500"),
     ("garbage", CONFIG, "did not answer JSON"),
