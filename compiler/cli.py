@@ -96,11 +96,6 @@ class _PathError(click.ClickException):
     exit_code = 2
 
 
-def _write_atomically(where: str | Path, text: str, mode: int | None = None,
-                      verbose: bool = False) -> None:
-    _write_files({str(where): text}, {str(where): mode} if mode is not None else {}, verbose)
-
-
 def _write_files(files: dict[str, str], modes: dict[str, int], verbose: bool = False) -> None:
     """Every file or, on any error, none: each is written next to its destination, then all
     are renamed into place. Modes follow the umask, as for files the user creates."""
@@ -664,10 +659,13 @@ def audit_command(targets: tuple[str, ...], md_path: str | None, json_path: str 
         for cfg in bar:
             audits.append(audit_config(cfg, chosen))
     click.echo(render_table(table_rows(audits, chosen)), nl=False)
+    outputs = {}  # both or neither, as compile's files
     if md_path is not None:
-        _write_atomically(md_path, render_markdown(audits, chosen))
+        outputs[md_path] = render_markdown(audits, chosen)
     if json_path is not None:
-        _write_atomically(json_path, render_json(audits, chosen))
+        outputs[json_path] = render_json(audits, chosen)
+    if outputs:
+        _write_files(outputs, {})
     crashes = [(a.path, r) for a in audits for r in a.results if r.internal_error]
     for path, r in crashes:
         click.echo(f"{path}: error: internal error in cicompile ({r.target}:"

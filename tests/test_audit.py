@@ -180,3 +180,14 @@ def test_a_crash_exits_3_after_the_whole_batch(tmp_path: Path,
     assert "CRASH" in r.stdout and md.exists()
     assert r.stderr == (f"{crash}: error: internal error in cicompile (github: KeyError: 'bug');"
                         " please report it [internal-error]\n")
+
+
+def test_markdown_and_json_are_written_both_or_neither(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    md = tmp_path / "audit.md"
+    r = subprocess.run([*CLI, "audit", "-t", "github", str(GOLDEN / "seed-approval" / "input.yml"),
+                        "--markdown", str(md), "--json", str(blocker / "audit.json")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "cannot write" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
