@@ -774,3 +774,15 @@ def test_report_with_check_or_onto_an_output_is_a_usage_error(tmp_path: Path) ->
             str(SEED))
     assert r.returncode == 2 and "--report" in r.stderr, r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_against_a_folder_that_does_not_exist_creates_nothing(tmp_path: Path) -> None:
+    """A pre-commit hook or CI check before the first compile: every file is a creation in
+    the diff, exit 1, and the folder is still not there."""
+    out = tmp_path / "out"
+    r = cli("-t", "all", "-q", "-o", str(out), "--check", str(SEED))
+    assert r.returncode == 1
+    assert [ln for ln in r.stdout.splitlines() if ln.startswith("+++ ")] == [
+        f"+++ {out}/{rel}" for rel in (".github/workflows/btd.yml", ".gitlab-ci.yml",
+                                       "Makefile", "ci.sh")]
+    assert not out.exists()
