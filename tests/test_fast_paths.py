@@ -647,7 +647,7 @@ _SHARED_DOCS = [
 ]
 
 
-def _shape(node: Any, first: dict[int, int]) -> Any:
+def _tree_shape(node: Any, first: dict[int, int]) -> Any:
     """A loaded tree as comparable values: values, text, quoting, positions, key index, and
     which nodes are one object."""
     from cicompile.frontend import yaml_loader as yl
@@ -658,20 +658,20 @@ def _shape(node: Any, first: dict[int, int]) -> Any:
     if isinstance(node, yl.YScalar):
         return (node.text, node.value, type(node.value), node.quoted, node.span)
     if isinstance(node, yl.YSeq):
-        return (node.span, [_shape(i, first) for i in node.items])
+        return (node.span, [_tree_shape(i, first) for i in node.items])
     assert isinstance(node, yl.YMap)
     return (node.span, dict(node._index),
-            [(_shape(k, first), _shape(v, first)) for k, v in node.pairs])
+            [(_tree_shape(k, first), _tree_shape(v, first)) for k, v in node.pairs])
 
 
 def _loaded_shape(text: str) -> tuple[Any, list[Any]]:
-    """`load_yaml(text)` as `_shape` gives it (None when it fails), and the diagnostics."""
+    """`load_yaml(text)` as `_tree_shape` gives it (None when it fails), and the diagnostics."""
     from cicompile.diagnostics import ConfigError, Diagnostics
     from cicompile.frontend import yaml_loader as yl
 
     d = Diagnostics()
     try:
-        return _shape(yl.load_yaml(text, "c.yml", d), {}), d.sorted()
+        return _tree_shape(yl.load_yaml(text, "c.yml", d), {}), d.sorted()
     except ConfigError:
         return None, d.sorted()
 
