@@ -117,6 +117,22 @@ def test_condition_algebra_ignores_how_constants_are_built() -> None:
     assert implies(Const(False), TRUE) and implies(FALSE, Const(True))
 
 
+def _assert_plain_existence(wf: Any) -> int:
+    """Each node's `exists`, recomputed node by node without compute_existence's memos (the
+    code they replaced), equals the pass's; the number of nodes checked."""
+    from cicompile.conditions import FALSE, all_of, any_of
+    from cicompile.passes.compute_existence import by_kind, filter_condition, schedule_condition
+
+    exists: dict[str, Any] = {}
+    for n in wf.nodes:
+        own = all_of([schedule_condition(wf), wf.condition, filter_condition(n.filters)])
+        if n.requires:
+            own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
+        exists[n.name] = by_kind(own)
+        assert n.exists == exists[n.name], n.name
+    return len(wf.nodes)
+
+
 @pytest.mark.parametrize("case", ["kitchen-sink", "release-pipeline", "seed-branch-level",
                                   "v21-runtime-when", "schedule", "v21-expressions"])
 def test_existence_memo_gives_each_node_its_own_formula(case: str) -> None:
@@ -125,25 +141,13 @@ def test_existence_memo_gives_each_node_its_own_formula(case: str) -> None:
     from pathlib import Path
 
     from cicompile import build_ir
-    from cicompile.conditions import FALSE, all_of, any_of
     from cicompile.diagnostics import Diagnostics
     from cicompile.ir import Pipeline
-    from cicompile.passes.compute_existence import by_kind, filter_condition, schedule_condition
 
     text = (Path(__file__).parent.parent / "golden" / case / "input.yml").read_text()
     pipeline = build_ir(text, "input.yml", Diagnostics())
     assert isinstance(pipeline, Pipeline)
-    nodes = 0
-    for wf in pipeline.workflows:
-        exists: dict[str, Any] = {}
-        for n in wf.nodes:
-            own = all_of([schedule_condition(wf), wf.condition, filter_condition(n.filters)])
-            if n.requires:
-                own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
-            exists[n.name] = by_kind(own)
-            assert n.exists == exists[n.name], n.name
-            nodes += 1
-    assert nodes > 1
+    assert sum(_assert_plain_existence(wf) for wf in pipeline.workflows) > 1
 
 
 def _shape(node: Any) -> Any:
@@ -548,8 +552,7 @@ def test_passes_memos_give_what_the_plain_passes_give() -> None:
     import dataclasses
 
     from cicompile import ir
-    from cicompile.conditions import FALSE, all_of, any_of, implies
-    from cicompile.passes.compute_existence import by_kind, filter_condition, schedule_condition
+    from cicompile.conditions import implies
     from cicompile.passes.graph import ancestor_masks
     from cicompile.passes.workspace_layers import persist_count
 
@@ -559,13 +562,7 @@ def test_passes_memos_give_what_the_plain_passes_give() -> None:
     for p in pipelines:
         jobs = {j.name: j for j in p.jobs}
         for wf in p.workflows:
-            exists: dict[str, Any] = {}
-            for n in wf.nodes:
-                own = all_of([schedule_condition(wf), wf.condition, filter_condition(n.filters)])
-                if n.requires:
-                    own = all_of([own, any_of(exists.get(r, FALSE) for r in n.requires)])
-                exists[n.name] = by_kind(own)
-                assert n.exists == exists[n.name], n.name
+            _assert_plain_existence(wf)
             success = tuple(
                 dataclasses.replace(n, requires=tuple(
                     d for d in n.requires if n.allowed(d) == ir.SUCCESS_ONLY))
