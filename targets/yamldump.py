@@ -110,24 +110,12 @@ class _Dumper(MemoisedResolver, _Base):  # type: ignore[misc]
             return super().represent_data(data)  # type: ignore[no-any-return]
         if kind is dict:
             node = self.represent_data
-            if self.default_style is not None:
-                return yaml.MappingNode(_MAP_TAG, [(node(k), node(v)) for k, v in data.items()],
-                                        flow_style=self.default_flow_style)
-            # Keys and most values are one-line strings: their nodes (as above) without a call.
-            scalar = yaml.ScalarNode
-            return yaml.MappingNode(_MAP_TAG, [
-                (scalar(_STR_TAG, k) if type(k) is str and "\n" not in k else node(k),
-                 scalar(_STR_TAG, v) if type(v) is str and "\n" not in v else node(v))
-                for k, v in data.items()], flow_style=self.default_flow_style)
+            return yaml.MappingNode(_MAP_TAG, [(node(k), node(v)) for k, v in data.items()],
+                                    flow_style=self.default_flow_style)
         if kind is list:
             node = self.represent_data
-            if self.default_style is not None:
-                return yaml.SequenceNode(_SEQ_TAG, [node(item) for item in data],
-                                         flow_style=self.default_flow_style)
-            scalar = yaml.ScalarNode
-            return yaml.SequenceNode(_SEQ_TAG, [
-                scalar(_STR_TAG, i) if type(i) is str and "\n" not in i else node(i)
-                for i in data], flow_style=self.default_flow_style)
+            return yaml.SequenceNode(_SEQ_TAG, [node(item) for item in data],
+                                     flow_style=self.default_flow_style)
         if kind in _ANCHORED:
             seen = self.__dict__.setdefault("anchored_uses", {})
             seen.setdefault(id(data), [data, 0])[1] += 1
