@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import random
 import re
@@ -60,7 +61,7 @@ def test_direct_representation_gives_the_representer_s_bytes() -> None:
     data = {"on": {"push": None}, "jobs": [{"run": s, "n": i, "ok": i % 2 == 0, "f": 1.5}
                                           for i, s in enumerate(_samples(300))],
             "nested": {"a": [[], {}, [1, "2", "yes", "0x10", "~", ""]]},
-            # Strings as list items and as keys.
+            # Strings as list items and as keys (one-line ones take the inline path).
             "items": _samples(300), "keys": {s: s for s in _samples(300)}}
     options: dict[str, Any] = {"sort_keys": False, "default_flow_style": False, "width": 100,
                                "allow_unicode": True, "indent": 2}
@@ -162,12 +163,7 @@ def _shape(node: Any) -> Any:
 
 
 def _v21_inputs() -> list[Any]:
-    from pathlib import Path
-
-    golden = Path(__file__).parent.parent / "golden"
-    corpus = Path(__file__).parent.parent.parent / "shared" / "corpus" / "circleci"
-    files = [*sorted(golden.glob("*/input.yml")), *sorted(corpus.glob("*.yml"))]
-    return [f for f in files if "version: 2.1" in f.read_text()]
+    return [f for f in _yaml_inputs() if "version: 2.1" in f.read_text()]
 
 
 def test_finaliser_skip_changes_nothing() -> None:
@@ -277,6 +273,15 @@ def _yaml_inputs() -> list[Any]:
     golden = Path(__file__).parent.parent / "golden"
     corpus = Path(__file__).parent.parent.parent / "shared" / "corpus" / "circleci"
     return [*sorted(golden.glob("*/input.yml")), *sorted(corpus.glob("*.yml"))]
+
+
+@functools.cache
+def _pipelines() -> tuple[Any, ...]:
+    """The IR (`front_end`) of each of `_yaml_inputs()`, None where it has errors: computed
+    once per test process for the tests that read it (the IR is immutable)."""
+    from cicompile import front_end
+
+    return tuple(front_end(f.read_text(errors="replace")).pipeline for f in _yaml_inputs())
 
 
 # Anchors and aliases at every depth: shared scalars and collections, a recursive alias, a
@@ -531,20 +536,6 @@ def test_without_libyaml_the_representer_s_route(monkeypatch: pytest.MonkeyPatch
     assert "&lib" in text and "*lib" in text
 
 
-def _compiled_pipelines() -> list[Any]:
-    """The IR of every golden and corpus input that compiles (after all passes)."""
-    from cicompile import build_ir
-    from cicompile.diagnostics import ConfigError, Diagnostics
-
-    out = []
-    for f in _yaml_inputs():
-        try:
-            out.append(build_ir(f.read_text(errors="replace"), str(f), Diagnostics()))
-        except ConfigError:
-            continue
-    return out
-
-
 def test_passes_memos_give_what_the_plain_passes_give() -> None:
     """The passes key their memos by object identity, skip unchanged nodes and share layer
     tuples; recomputed node by node without any of that (the code they replaced), every
@@ -556,7 +547,7 @@ def test_passes_memos_give_what_the_plain_passes_give() -> None:
     from cicompile.passes.graph import ancestor_masks
     from cicompile.passes.workspace_layers import persist_count
 
-    pipelines = _compiled_pipelines()
+    pipelines = [p for p in _pipelines() if p is not None]
     assert len(pipelines) > 80
     checked = reduced = 0
     for p in pipelines:
@@ -815,11 +806,10 @@ def test_tree_builders_on_random_documents(limit: int, monkeypatch: pytest.Monke
 def test_shim_detection_tries_the_patterns_only_at_the_word() -> None:
     """`_calls` answers what `pattern.search` answers: on every run command of the golden and
     corpus inputs, and on texts built around the words and the lookbehind's characters."""
-    from cicompile import front_end, ir
+    from cicompile import ir
     from cicompile.targets import shim
 
-    pipelines = [front_end(f.read_text(errors="replace")).pipeline for f in _yaml_inputs()]
-    texts = [s.command for p in pipelines if isinstance(p, ir.Pipeline) for job in p.jobs
+    texts = [s.command for p in _pipelines() if isinstance(p, ir.Pipeline) for job in p.jobs
              for s in job.steps if isinstance(s, ir.Run)]
     assert len(texts) > 1_000
     rnd = random.Random(5)
@@ -956,14 +946,13 @@ def test_expander_fast_paths_give_what_the_plain_code_gives(
 def test_nodes_rendered_together_as_one_by_one() -> None:
     """One render of all nodes gives each node the text of its own render, for every golden
     and corpus input (nothing of a node leaks into the next)."""
-    from cicompile import front_end, ir
+    from cicompile import ir
     from cicompile.diagnostics import Diagnostics
     from cicompile.targets import jobscript
     from cicompile.targets.base import EmitContext
 
     checked = 0
-    for f in _yaml_inputs():
-        pipeline = front_end(f.read_text(errors="replace")).pipeline
+    for pipeline in _pipelines():
         if not isinstance(pipeline, ir.Pipeline):
             continue
         nodes = jobscript.build_model(pipeline, EmitContext(Diagnostics())).nodes
@@ -1016,7 +1005,7 @@ def test_runtime_check_on_the_whole_runtime_misses_no_kept_line() -> None:
     a line that could break a `define` in what is kept is always in the whole runtime. Lines
     that would break it are put at random places of real runtimes, inside functions that are
     kept or dropped, in comments, in the node index."""
-    from cicompile import front_end, ir
+    from cicompile import ir
     from cicompile.diagnostics import Diagnostics
     from cicompile.targets import jobscript
     from cicompile.targets.base import EmitContext
@@ -1024,8 +1013,7 @@ def test_runtime_check_on_the_whole_runtime_misses_no_kept_line() -> None:
     rnd = random.Random(11)
     hazards = ["define x", "  endef", "\tdefine", "a \\", "b \\\r", "endef # c"]
     runtimes = []
-    for f in _yaml_inputs()[:40]:
-        pipeline = front_end(f.read_text(errors="replace")).pipeline
+    for pipeline in _pipelines()[:40]:
         if isinstance(pipeline, ir.Pipeline):
             model = jobscript.build_model(pipeline, EmitContext(Diagnostics()))
             runtimes.append(jobscript.render_runtime(model) + '\n\ncc_make_main "$@"')
@@ -1047,13 +1035,12 @@ def test_runtime_check_on_the_whole_runtime_misses_no_kept_line() -> None:
 def test_step_index_is_tuple_index() -> None:
     """`step_index` gives `tuple.index` for every step of every job of the golden and corpus
     inputs, and for equal steps at several places (the first one's place)."""
-    from cicompile import front_end, ir
+    from cicompile import ir
     from cicompile.targets.base import step_index
 
     run, other = ir.Run(name="a", command="x"), ir.Run(name="a", command="y")
     jobs = [(ir.Checkout(), run, other, ir.Run(name="a", command="x"), ir.Checkout())]
-    for f in _yaml_inputs():
-        pipeline = front_end(f.read_text(errors="replace")).pipeline
+    for pipeline in _pipelines():
         if isinstance(pipeline, ir.Pipeline):
             jobs += [job.steps for job in pipeline.jobs]
     checked = 0
@@ -1068,12 +1055,11 @@ def test_memoised_placements_are_each_job_s_own() -> None:
     """Placements are memoised by executor value: for every job of the golden and corpus
     inputs, on both YAML targets, the memo (filled by the jobs before it, whose executors may
     be equal but not the same objects) answers what `place` computes for the job itself."""
-    from cicompile import front_end, ir
+    from cicompile import ir
     from cicompile.targets import runners
 
     checked = 0
-    for f in _yaml_inputs():
-        pipeline = front_end(f.read_text(errors="replace")).pipeline
+    for pipeline in _pipelines():
         if not isinstance(pipeline, ir.Pipeline):
             continue
         for job in pipeline.jobs:
