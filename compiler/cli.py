@@ -401,8 +401,7 @@ def compile_command(
         raise click.UsageError("--check and --diff compare with the files under -o DIR")
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other: give one")
-    chosen = [t for name in targets for t in (ALL_TARGETS if name == "all" else (name,))]
-    chosen = list(dict.fromkeys(chosen))
+    chosen = _chosen_targets(targets)
     if report_path is not None and (check or show_diff):
         raise click.UsageError("--check and --diff write nothing, not even the --report:"
                                " give it without them")
@@ -577,6 +576,12 @@ def _params(items: tuple[str, ...]) -> dict[str, str] | None:
     return out or None
 
 
+def _chosen_targets(names: tuple[str, ...]) -> list[str]:
+    """`--target` values in order, `all` spelled out as ALL_TARGETS, each target once."""
+    return list(dict.fromkeys(t for name in names
+                              for t in (ALL_TARGETS if name == "all" else (name,))))
+
+
 def _schedules(items: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """`--schedule NAME=CRON` values; GitHub tells schedules apart by cron only, so two
     schedules may not share one."""
@@ -646,8 +651,7 @@ def audit_command(targets: tuple[str, ...], md_path: str | None, json_path: str 
     )
 
     # By default the migration targets only: `circleci` (the processed config) is no migration.
-    chosen = list(dict.fromkeys(t for name in targets or ("all",)
-                                for t in (ALL_TARGETS if name == "all" else (name,))))
+    chosen = _chosen_targets(targets or ("all",))
     configs = find_configs([p for p in map(_as_path, paths) if p is not None])
     if not configs:
         raise click.UsageError("no CircleCI config found: give config files, or folders with"
