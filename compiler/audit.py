@@ -49,6 +49,11 @@ class ConfigAudit:
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
 
+    @property
+    def manual_tasks(self) -> int:
+        """The config's manual tasks: the most any of its targets leaves."""
+        return max((r.manual_tasks for r in self.results), default=0)
+
 
 # Folders never searched for configs: version control data, and installed dependencies
 # (npm packages often ship their own .circleci/config.yml).
@@ -162,15 +167,14 @@ def _status(r: TargetResult, unreadable: bool = False) -> str:
 def table_rows(audits: list[ConfigAudit], targets: list[str]) -> list[list[str]]:
     rows = [["config", "workflows", "jobs", "approvals", "steps", *targets, "manual tasks"]]
     for a in audits:
-        manual = max((r.manual_tasks for r in a.results), default=0)
         rows.append([a.path, str(a.workflows), str(a.jobs), str(a.approvals), str(a.steps),
-                     *(_status(r, bool(a.unreadable)) for r in a.results), str(manual)])
+                     *(_status(r, bool(a.unreadable)) for r in a.results), str(a.manual_tasks)])
     ok = sum(a.ok for a in audits)
     rows.append([f"TOTAL ({ok}/{len(audits)} compiled)", str(sum(a.workflows for a in audits)),
                  str(sum(a.jobs for a in audits)), str(sum(a.approvals for a in audits)),
                  str(sum(a.steps for a in audits)),
                  *(f"{sum(a.results[i].ok for a in audits)} ok" for i in range(len(targets))),
-                 str(sum(max((r.manual_tasks for r in a.results), default=0) for a in audits))])
+                 str(sum(a.manual_tasks for a in audits))])
     return rows
 
 
@@ -230,7 +234,7 @@ def render_json(audits: list[ConfigAudit], targets: list[str] | None = None) -> 
             "path": a.path, "ok": a.ok, "unreadable": a.unreadable or None,
             "workflows": a.workflows, "jobs": a.jobs, "approvals": a.approvals,
             "steps": a.steps,
-            "manual_tasks": max((r.manual_tasks for r in a.results), default=0),
+            "manual_tasks": a.manual_tasks,
             "targets": {r.target: {
                 "ok": r.ok, "errors": r.errors, "approximated": r.approximated,
                 "unsupported": r.unsupported, "manual_tasks": r.manual_tasks,
@@ -243,8 +247,7 @@ def render_json(audits: list[ConfigAudit], targets: list[str] | None = None) -> 
             "workflows": sum(a.workflows for a in audits), "jobs": sum(a.jobs for a in audits),
             "approvals": sum(a.approvals for a in audits),
             "steps": sum(a.steps for a in audits),
-            "manual_tasks": sum(max((r.manual_tasks for r in a.results), default=0)
-                                for a in audits),
+            "manual_tasks": sum(a.manual_tasks for a in audits),
             "targets": {t: {
                 "ok": sum(r.ok for a in audits for r in a.results if r.target == t),
                 **{k: sum(getattr(r, k) for a in audits for r in a.results if r.target == t)
