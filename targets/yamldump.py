@@ -89,7 +89,8 @@ _LIBYAML_ANCHOR = re.compile(r"([&*])(id[0-9]{3,})")
 
 
 class _Dumper(MemoisedResolver, _Base):  # type: ignore[misc]
-    # id → [object, uses] of the anchored values represented, in order of first use.
+    # id → [object, uses] of the anchored values the representer's route represented, in
+    # order of first use (for _name_anchors).
     anchored_uses: dict[int, list[Any]]
     anchors_named: bool  # the events carry the anchors' own names (see _events)
 
@@ -199,8 +200,8 @@ _SCALAR = yaml.ScalarNode
 
 
 class _Unsupported(Exception):
-    """A value the event walk does not write itself (a set, a tuple…): the document then takes
-    the representer's route."""
+    """A value the event walk does not write itself (a set, a tuple…), or an anchor name
+    libyaml would refuse: the document then takes the representer's route."""
 
 
 def _str_event(dumper: _Dumper, text: str) -> ScalarEvent:
@@ -226,11 +227,10 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
     distinct string (`_STR_EVENTS`).
 
     Anchors: an anchored value seen again becomes an alias (not walked again, as in the
-    serializer), and the value's first event gets the anchor. Named as `_name_anchors` would
-    rename them (`dumper.anchors_named` is then true: `_dump` still has to rule out
-    lookalikes), or, for a name libyaml would refuse, `idNNN` as the serializer names them
-    (numbered in the order of second sightings, the order of CEmitter's anchor pass), with
-    `anchored_uses` kept as the representer keeps it, for `_name_anchors`."""
+    serializer), and the value's first event gets the anchor, named as `_name_anchors` would
+    rename it (`dumper.anchors_named` is then true: `_dump` still has to rule out
+    lookalikes). A name libyaml would refuse raises `_Unsupported`: the representer's route
+    writes libyaml's names, which `_name_anchors` renames in the text."""
     out: list[Any] = [_DOCUMENT_START]
     add = out.append
     memo, others = _STR_EVENTS, _OTHER_EVENTS
@@ -239,10 +239,8 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
         memo.clear()
     if len(others) > 1_000:
         others.clear()
-    uses: dict[int, list[Any]] = {}
-    dumper.anchored_uses = uses
+    uses: dict[int, list[Any]] = {}  # id → [object, uses] of the anchored values
     refs: dict[int, list[Any]] = {}  # id → the first event of an anchored value, its aliases
-    again: list[int] = []  # ids, in the order of their second sighting
 
     def string(text: str) -> None:
         event = memo.get(text) or local.get(text)
@@ -283,8 +281,6 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
             seen = uses.get(key)
             if seen is not None:
                 seen[1] += 1
-                if seen[1] == 2:
-                    again.append(key)
                 alias = AliasEvent(None)  # named below
                 refs[key].append(alias)
                 add(alias)
@@ -314,10 +310,10 @@ def _events(dumper: _Dumper, data: Any) -> list[Any]:
     add(_DOCUMENT_END)
     shared = [key for key, (_, n) in uses.items() if n > 1]  # in order of first use
     names = _anchor_names([uses[key][0].anchor for key in shared])
-    dumper.anchors_named = bool(shared) and all(_ANCHOR_NAME.fullmatch(n) for n in names)
-    chosen = (zip(shared, names, strict=True) if dumper.anchors_named
-              else ((key, f"id{i:03d}") for i, key in enumerate(again, 1)))
-    for key, name in chosen:
+    if not all(_ANCHOR_NAME.fullmatch(n) for n in names):
+        raise _Unsupported
+    dumper.anchors_named = bool(shared)
+    for key, name in zip(shared, names, strict=True):
         for event in refs[key]:
             event.anchor = name
     return out
@@ -345,7 +341,6 @@ def _dump(data: Any, header: str, *, events: bool) -> str:
                 raise _Unsupported
             todo = _events(dumper, data)
         except _Unsupported:
-            dumper.__dict__.pop("anchored_uses", None)
             dumper.anchors_named = False
             dumper.represent(data)
         else:
