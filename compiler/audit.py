@@ -223,13 +223,11 @@ def _md_inline(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def render_json(audits: list[ConfigAudit], targets: list[str] | None = None) -> str:
+def render_json(audits: list[ConfigAudit], targets: list[str]) -> str:
     """The schema is documented in docs/cli.md (`version` changes when a field does)."""
-    names = targets if targets is not None else (
-        [r.target for r in audits[0].results] if audits else [])
     return json.dumps({
         "version": 1,
-        "targets": names,
+        "targets": targets,
         "configs": [{
             "path": a.path, "ok": a.ok, "unreadable": a.unreadable or None,
             "workflows": a.workflows, "jobs": a.jobs, "approvals": a.approvals,
@@ -252,6 +250,6 @@ def render_json(audits: list[ConfigAudit], targets: list[str] | None = None) -> 
                 "ok": sum(r.ok for a in audits for r in a.results if r.target == t),
                 **{k: sum(getattr(r, k) for a in audits for r in a.results if r.target == t)
                    for k in ("errors", "approximated", "unsupported", "manual_tasks")},
-            } for t in names},
+            } for t in targets},
         },
     }, indent=2) + "\n"
