@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from cicompile.conditions import (
     FALSE,
+    SCHEDULED,
     TRIGGER_SOURCES,
     TRUE,
     And,
@@ -49,19 +50,18 @@ if TYPE_CHECKING:
 Value = str | int | float | bool | None
 
 _REF_KINDS = {"git.branch": RefKind.BRANCH, "git.tag": RefKind.TAG}
-_SCHEDULED = "scheduled_pipeline"
 # The values each pipeline value about what started the pipeline takes, per trigger source
 # (semantics §5.7, §5.8). A test of such a value is the set of sources for which it holds on
 # every value listed: a push's `trigger.type` is its integration (`github_app`...), which the
 # targets cannot know, so a test that tells integrations apart is not testable.
 SOURCE_VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "trigger_source": {"webhook": ("webhook",), "api": ("api",),
-                       _SCHEDULED: (_SCHEDULED,)},
+                       SCHEDULED: (SCHEDULED,)},
     "trigger.type": {"webhook": ("webhook", "github_app", "github_oauth", "bitbucket_cloud",
                                  "bitbucket_server", "gitlab"),
-                     "api": ("api",), _SCHEDULED: ("schedule",)},
+                     "api": ("api",), SCHEDULED: ("schedule",)},
     # Pull requests and custom webhooks start no pipeline of the targets' push events.
-    "event.name": {"webhook": ("push",), "api": ("api",), _SCHEDULED: ("schedule",)},
+    "event.name": {"webhook": ("push",), "api": ("api",), SCHEDULED: ("schedule",)},
 }
 RUNTIME_VALUES = frozenset({*_REF_KINDS, *SOURCE_VALUES, "schedule.name"})
 # A pipeline that a named schedule trigger started.
