@@ -419,9 +419,8 @@ class _TreeBuilder:
     start again on the general path, so diagnostics are the general path's.
     """
 
-    def __init__(self, path: str, diags: Diagnostics) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.diags = diags
         self.count = 1  # the root
 
     def build(self, node: Any, depth: int) -> YNode:
@@ -763,7 +762,7 @@ def load_yaml(text: str, path: str, diags: Diagnostics) -> YNode | None:
     # instead of a bound walk and a memoising build; without aliases nothing is shared.
     try:
         if not (_ALIAS_START.search(text) and _ANCHOR_START.search(text)):
-            tree = _TreeBuilder(path, diags)
+            tree = _TreeBuilder(path)
             built = tree.build(root, 0)
             if tree.count <= MAX_EXPANDED_NODES:
                 return built
