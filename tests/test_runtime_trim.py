@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
 from cicompile import compile_config
 from cicompile.targets import make, shell
 from cicompile.targets.jobscript import drop_unused_functions
 
-from tests.tools import require_tool
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.tools import ROOT, require_tool
 
 SCRIPT = """\
 #!/usr/bin/env bash
