@@ -268,11 +268,11 @@ def test_c_string_table_gives_the_loop_s_words() -> None:
 
 
 def _yaml_inputs() -> list[Any]:
-    from pathlib import Path
+    """Every golden input (error cases too), then the corpus."""
+    from tests.corpus_tools import corpus_files
+    from tests.golden_cases import case_dirs
 
-    golden = Path(__file__).parent.parent / "golden"
-    corpus = Path(__file__).parent.parent.parent / "shared" / "corpus" / "circleci"
-    return [*sorted(golden.glob("*/input.yml")), *sorted(corpus.glob("*.yml"))]
+    return [*(c / "input.yml" for c in case_dirs()), *corpus_files()]
 
 
 @functools.cache
