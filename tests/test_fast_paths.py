@@ -61,7 +61,7 @@ def test_direct_representation_gives_the_representer_s_bytes() -> None:
     data = {"on": {"push": None}, "jobs": [{"run": s, "n": i, "ok": i % 2 == 0, "f": 1.5}
                                           for i, s in enumerate(_samples(300))],
             "nested": {"a": [[], {}, [1, "2", "yes", "0x10", "~", ""]]},
-            # Strings as list items and as keys (one-line ones take the inline path).
+            # Strings as list items and as keys.
             "items": _samples(300), "keys": {s: s for s in _samples(300)}}
     options: dict[str, Any] = {"sort_keys": False, "default_flow_style": False, "width": 100,
                                "allow_unicode": True, "indent": 2}
