@@ -408,10 +408,7 @@ def compile_command(
     if report_path is not None and len(chosen) > 1:
         raise click.UsageError("--report describes the migration to one target: give one"
                                " --target")
-    if config == "-":
-        text, shown = sys.stdin.read(), "<stdin>"
-    else:
-        text, shown = _read(config), config
+    text, shown = _read_config(config)
     pipeline_params = _params(params)
     declared = _schedules(schedules)
     runner_map = _runner_map(runner_map_path, fmt) if runner_map_path is not None else None
@@ -524,8 +521,7 @@ def graph_command(fmt: str, params: tuple[str, ...], config: str,
     from cicompile.graph import to_dot, to_mermaid
     from cicompile.ir import Pipeline
 
-    shown = "<stdin>" if config == "-" else config
-    text = sys.stdin.read() if config == "-" else _read(config)
+    text, shown = _read_config(config)
     pipeline_params = _params(params)
     diags = Diagnostics()
     try:
@@ -613,6 +609,13 @@ def _read(config: str) -> str:
     except UnicodeDecodeError as exc:
         raise _PathError(f"cannot read {config}: not UTF-8 text ({exc.reason} at byte"
                          f" {exc.start})") from exc
+
+
+def _read_config(config: str) -> tuple[str, str]:
+    """CONFIG's text (`-`: standard input) and the name diagnostics give it."""
+    if config == "-":
+        return sys.stdin.read(), "<stdin>"
+    return _read(config), config
 
 
 def _as_path(value: str | None) -> Path | None:
