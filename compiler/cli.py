@@ -644,6 +644,8 @@ def audit_command(targets: tuple[str, ...], md_path: str | None, json_path: str 
     """Compile many configs (files, or folders holding .circleci/config.yml) and summarise:
     jobs, workflows, approximated and unsupported constructs, manual tasks. One bad config
     never stops the batch; the exit status is 1 if any config did not compile."""
+    from pathlib import Path
+
     from cicompile.audit import (
         audit_config,
         find_configs,
@@ -655,7 +657,7 @@ def audit_command(targets: tuple[str, ...], md_path: str | None, json_path: str 
 
     # By default the migration targets only: `circleci` (the processed config) is no migration.
     chosen = _chosen_targets(targets or ("all",))
-    configs = find_configs([p for p in map(_as_path, paths) if p is not None])
+    configs = find_configs([Path(p) for p in paths])
     if not configs:
         raise click.UsageError("no CircleCI config found: give config files, or folders with"
                                " a .circleci/config.yml below them")
