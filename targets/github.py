@@ -812,7 +812,8 @@ def _guard_halt(step: dict[str, Any]) -> None:
     step.update({**name, "if": cond, **rest})
 
 
-def _gate_job(wf: ir.Workflow, ids: dict[str, str], runs: dict[str, Cond]) -> dict[str, Any]:
+def _gate_job(wf: ir.Workflow, ids: dict[str, str], runs: dict[str, Cond],
+              ctx: EmitContext) -> dict[str, Any]:
     lines = [
         "# CircleCI filters: exact strings or Java regexes that must match the whole name.",
         'CICOMPILE_REF_KIND="$GITHUB_REF_TYPE"',
@@ -820,8 +821,13 @@ def _gate_job(wf: ir.Workflow, ids: dict[str, str], runs: dict[str, Cond]) -> di
         BASH_REF_FUNCTIONS.rstrip("\n"),
         "{",
     ]
+    step: dict[str, Any] = {"id": "filters", "name": "Evaluate CircleCI filters"}
     if any(uses_trigger(n.exists) for n in wf.nodes):
         lines.insert(3, GATE_TRIGGER_SOURCE)
+        if any(uses_schedule_name(n.exists) for n in wf.nodes):
+            lines.insert(4, _schedule_name_block(wf, ctx))
+            # The cron reaches the script through the environment, never as expression text.
+            step["env"] = {"CICOMPILE_EVENT_SCHEDULE": "${{ github.event.schedule }}"}
     for n in wf.nodes:
         lines.append(
             f"  if {bash_condition(runs[n.name])}; then echo '{ids[n.name]}=true';"
@@ -829,21 +835,19 @@ def _gate_job(wf: ir.Workflow, ids: dict[str, str], runs: dict[str, Cond]) -> di
         )
     lines.append('} >> "$GITHUB_OUTPUT"')
     lines.append('cat "$GITHUB_OUTPUT"')
+    step["run"] = "\n".join(lines) + "\n"
     return {
         "name": "CircleCI filters",
         "runs-on": "ubuntu-latest",
         "outputs": {ids[n.name]: f"${{{{ steps.filters.outputs.{ids[n.name]} }}}}"
                     for n in wf.nodes},
-        "steps": [{"id": "filters", "name": "Evaluate CircleCI filters",
-                   "run": "\n".join(lines) + "\n"}],
+        "steps": [step],
     }
 
 
-def _gate_schedule_name(gate: dict[str, Any], wf: ir.Workflow, ctx: EmitContext) -> None:
+def _schedule_name_block(wf: ir.Workflow, ctx: EmitContext) -> str:
     """`pipeline.schedule.name` in the gate: GitHub's schedules have no names, only the cron
     that fired (`github.event.schedule`), which names the `--schedule` it was declared with."""
-    if not any(uses_schedule_name(n.exists) for n in wf.nodes):
-        return
     if not ctx.schedules:
         ctx.diags.warning(
             "schedule-name",
@@ -853,18 +857,12 @@ def _gate_schedule_name(gate: dict[str, Any], wf: ir.Workflow, ctx: EmitContext)
             " scheduled run has a schedule name", wf.span)
     cases = "".join(f"    {sh_quote(cron)}) CICOMPILE_SCHEDULE_NAME={sh_quote(name)} ;;\n"
                     for name, cron in ctx.schedules)
-    block = ("# pipeline.schedule.name: the schedule trigger (--schedule) whose cron started"
-             " this run.\nCICOMPILE_SCHEDULE_NAME=''\n"
-             + ('if [[ $GITHUB_EVENT_NAME == schedule ]]; then\n'
-                '  case $CICOMPILE_EVENT_SCHEDULE in\n' + cases + "  esac\nfi\n"
-                if cases else "")
-             + BASH_SCHEDULE_FUNCTIONS)
-    step = gate["steps"][0]
-    run = step.pop("run")
-    at = run.index(GATE_TRIGGER_SOURCE) + len(GATE_TRIGGER_SOURCE) + 1
-    # The cron reaches the script through the environment, never as expression text.
-    step["env"] = {"CICOMPILE_EVENT_SCHEDULE": "${{ github.event.schedule }}"}
-    step["run"] = run[:at] + block + run[at:]
+    return ("# pipeline.schedule.name: the schedule trigger (--schedule) whose cron started"
+            " this run.\nCICOMPILE_SCHEDULE_NAME=''\n"
+            + ('if [[ $GITHUB_EVENT_NAME == schedule ]]; then\n'
+               '  case $CICOMPILE_EVENT_SCHEDULE in\n' + cases + "  esac\nfi\n"
+               if cases else "")
+            + BASH_SCHEDULE_FUNCTIONS.rstrip("\n"))
 
 
 class GitHubTarget(Target):
@@ -924,8 +922,7 @@ class GitHubTarget(Target):
         if gated:
             # An approval runs only for a job that requires it (targets/approvals.py).
             runs = github_existence(wf)
-            jobs[GATE] = _gate_job(wf, ids, runs)
-            _gate_schedule_name(jobs[GATE], wf, ctx)
+            jobs[GATE] = _gate_job(wf, ids, runs, ctx)
             warn_approval_waits(wf, runs, ctx.diags)
         for n in wf.nodes:
             em = _JobEmitter(pipeline, wf, n, ids, gated, ctx)
