@@ -92,10 +92,8 @@ def approval_waits(wf: ir.Workflow, runs: dict[str, Cond]) -> list[ApprovalWait]
     that often (`_MAX_WORK`), `_maybe_after` answers instead, more conservatively still."""
     nodes = wf.nodes
     index = {n.name: i for i, n in enumerate(nodes)}
-    children: list[list[int]] = [[] for _ in nodes]
-    for i, n in enumerate(nodes):
-        for r in dict.fromkeys(n.requires):
-            children[index[r]].append(i)
+    dependents = _dependents(wf)
+    children = [[index[d] for d in dependents[n.name]] for n in nodes]
     # Descendants as bitsets, from the last node back.
     desc = [0] * len(nodes)
     for i in range(len(nodes) - 1, -1, -1):
