@@ -247,37 +247,7 @@ def _expanded_size(root: Node, limit: int) -> int:
             return limit + 1
         memo[key] = limit + 1  # a cycle (recursive alias) counts as unbounded
         total = 1
-        kind = node.__class__
-        if kind is ScalarNode:
-            pass
-        elif depth < 500:
-            # Most children are scalars, whose size is 1: counted here (and memoised, as the
-            # call would) instead of a call each.
-            down = depth + 1
-            if kind is SequenceNode:
-                for child in node.value:
-                    if child.__class__ is ScalarNode:
-                        memo[id(child)] = 1
-                        total += 1
-                    else:
-                        total += size(child, down)
-                        if total > limit:
-                            break
-            elif kind is MappingNode:
-                for k, v in node.value:
-                    if k.__class__ is ScalarNode:
-                        memo[id(k)] = 1
-                        total += 1
-                    else:
-                        total += size(k, down)
-                    if v.__class__ is ScalarNode:
-                        memo[id(v)] = 1
-                        total += 1
-                    else:
-                        total += size(v, down)
-                    if total > limit:
-                        break
-        elif isinstance(node, SequenceNode):
+        if isinstance(node, SequenceNode):
             for child in node.value:
                 total += size(child, depth + 1)
                 if total > limit:
@@ -304,14 +274,6 @@ class _Builder:
         if cached is not None:
             return cached
         tag = node.tag
-        if tag == _STR_TAG and node.__class__ is ScalarNode:
-            # Most nodes (every key, most values): the general path below, minus its tests.
-            mark = node.start_mark
-            text = node.value
-            scalar = self.cache[id(node)] = YScalar(
-                text, text, Span(self.path, mark.line + 1, mark.column + 1),
-                node.style is not None)
-            return scalar
         if tag not in _STANDARD_TAGS:
             # Safe loading: application tags (`!!python/...`, `!Ref`) are never constructed.
             self.diags.error("yaml-tag", f"unsupported YAML tag {tag!r}", _span(self.path, node))
@@ -354,7 +316,7 @@ class _Builder:
                     merged.extend(built.pairs)
                 continue
             key = build(knode)
-            if type(key) is not YScalar:
+            if not isinstance(key, YScalar):
                 self.diags.error(
                     "yaml-key", "mapping keys must be plain scalars", _span(self.path, knode)
                 )
@@ -364,7 +326,7 @@ class _Builder:
         seen: dict[str, int] = {}
         pairs: list[tuple[YScalar, YNode]] = []
         for key, value in explicit:
-            name = key.text if key.value is not None or key.quoted else ""  # key.as_str()
+            name = key.as_str()
             if name in seen:
                 self.diags.warning(
                     "duplicate-key",
