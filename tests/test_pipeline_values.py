@@ -475,35 +475,11 @@ def test_a_scheduled_run_without_triggers_runs_every_workflow() -> None:
 def local_scheduled_run(path: Path, target: str, workdir: Path) -> dict[str, set[str]]:
     """{workflow: its jobs that are part of the run} of a dry scheduled run on main: every
     status but `skipped` (a `blocked` job exists, its requirements ended otherwise)."""
-    import os
-    import shlex
-    import subprocess
-
     from tests.corpus_tools import compiled as corpus_compiled
+    from tests.corpus_tools import local_view
 
-    (fname, script), = corpus_compiled(path, target).files.items()
-    workdir.mkdir(parents=True)
-    (workdir / fname).write_text(script)
-    plain = script.replace("$$", "$")
-    wf_names = {}
-    for line in re.findall(r"^cc_workflow (.*)$", plain, re.M):
-        wid, wname, *_ = shlex.split(line)
-        wf_names[wid] = wname
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CIRCLE", "CICOMPILE",
-                                                                     "MAKE"))}
-    env.update(CICOMPILE_DRY_RUN="1", CI="true", CICOMPILE_TRIGGER="schedule",
-               CIRCLE_BRANCH="main")
-    cmd = ["make", "-s", "-f", fname] if target == "make" else ["bash", fname]
-    r = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300,
-                       stdin=subprocess.DEVNULL)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    got: dict[str, set[str]] = {w: set() for w in wf_names.values()}
-    for line in re.findall(r"^cc_node (.*)$", plain, re.M):
-        _key, wid, node_id, _kind, name, *_ = shlex.split(line)
-        status = (workdir / ".cicompile-run" / "status" / wid / node_id).read_text().strip()
-        if status != "skipped":
-            got[wf_names[wid]].add(name)
-    return got
+    return local_view(corpus_compiled(path, target), target, [SCHEDULED_RUN],
+                      workdir).exists[SCHEDULED_RUN]
 
 
 @e2e
