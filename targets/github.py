@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
@@ -865,6 +865,11 @@ def _schedule_name_block(wf: ir.Workflow, ctx: EmitContext) -> str:
             + BASH_SCHEDULE_FUNCTIONS.rstrip("\n"))
 
 
+def _schedule(crons: Iterable[str]) -> list[dict[str, str]]:
+    """`on.schedule`: each cron once, in order."""
+    return [{"cron": c} for c in dict.fromkeys(literal(c) for c in crons)]
+
+
 class GitHubTarget(Target):
     name = "github"
 
@@ -885,9 +890,8 @@ class GitHubTarget(Target):
         The workflows scheduled pipelines run also get the schedule triggers of the project
         settings (`--schedule`), on the default branch."""
         if not wf.schedules:
-            crons = dict.fromkeys(literal(c) for _, c in ctx.schedules)
-            if crons and on_scheduled_pipelines(pipeline, wf):
-                return {"push": push, "schedule": [{"cron": c} for c in crons],
+            if ctx.schedules and on_scheduled_pipelines(pipeline, wf):
+                return {"push": push, "schedule": _schedule(c for _, c in ctx.schedules),
                         "workflow_dispatch": {}}
             return {"push": push, "workflow_dispatch": {}}
         for s in wf.schedules:
@@ -898,8 +902,7 @@ class GitHubTarget(Target):
                 " branch filter (other branches of the filter get no scheduled runs)",
                 s.span,
             )
-        crons = dict.fromkeys(literal(s.cron) for s in wf.schedules)
-        return {"schedule": [{"cron": c} for c in crons], "workflow_dispatch": {}}
+        return {"schedule": _schedule(s.cron for s in wf.schedules), "workflow_dispatch": {}}
 
     def workflow(self, pipeline: ir.Pipeline, wf: ir.Workflow, ctx: EmitContext) -> str:
         ids = unique_ids([GATE] + [n.name for n in wf.nodes])
