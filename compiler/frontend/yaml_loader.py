@@ -370,6 +370,23 @@ def _map_span(node: Any, pairs: list[tuple[YScalar, YNode]], path: str) -> Span:
     return Span(path, line, col)
 
 
+def _tree_scalar(node: Any, path: str) -> YScalar:
+    """A scalar node built for the one-walk builders (their callers build `str` scalars
+    inline); a tag other than the standard ones raises `_Unbounded` (the general path
+    reports it)."""
+    tag = node.tag
+    mark = node.start_mark
+    text = node.value
+    if tag == _STR_TAG:
+        value = text
+    elif tag not in _STANDARD_TAGS:
+        raise _Unbounded
+    else:
+        value = text if node.style in _QUOTED_STYLES else _scalar_value(node)
+    return YScalar(value, text, Span(path, mark.line + 1, mark.column + 1),
+                   node.style is not None)
+
+
 class _TreeBuilder:
     """`_Builder` for a composed tree without aliases (`load_yaml` decides that from the
     text), where the alias bound has nothing to bound but size and depth.
@@ -393,20 +410,7 @@ class _TreeBuilder:
             return self.build_map(node, depth)
         if kind is SequenceNode:
             return self.build_seq(node, depth)
-        return self.scalar(node)
-
-    def scalar(self, node: Any) -> YScalar:
-        tag = node.tag
-        mark = node.start_mark
-        span = Span(self.path, mark.line + 1, mark.column + 1)
-        text = node.value
-        if tag == _STR_TAG:
-            return YScalar(text, text, span, node.style is not None)
-        if tag not in _STANDARD_TAGS:
-            raise _Unbounded  # the general path reports it
-        style = node.style
-        value = text if style in _QUOTED_STYLES else _scalar_value(node)
-        return YScalar(value, text, span, style is not None)
+        return _tree_scalar(node, self.path)
 
     def build_seq(self, node: Any, depth: int) -> YSeq:
         items = node.value
@@ -425,7 +429,7 @@ class _TreeBuilder:
                     out.append(YScalar(text, text, Span(path, mark.line + 1, mark.column + 1),
                                        child.style is not None))
                 else:
-                    out.append(self.scalar(child))
+                    out.append(_tree_scalar(child, path))
             elif kind is MappingNode:
                 out.append(self.build_map(child, down))
             else:
@@ -483,7 +487,7 @@ class _TreeBuilder:
                     value = YScalar(text, text, Span(path, mark.line + 1, mark.column + 1),
                                     vnode.style is not None)
                 else:
-                    value = self.scalar(vnode)
+                    value = _tree_scalar(vnode, path)
             elif kind is MappingNode:
                 value = self.build_map(vnode, down)
             else:
@@ -541,18 +545,7 @@ class _SharedBuilder:
 
     def scalar(self, node: Any) -> YScalar:
         """A scalar met for the first time (callers look in `scalars` first)."""
-        tag = node.tag
-        mark = node.start_mark
-        text = node.value
-        if tag == _STR_TAG:
-            value = text
-        elif tag not in _STANDARD_TAGS:
-            raise _Unbounded  # the general path reports it
-        else:
-            value = text if node.style in _QUOTED_STYLES else _scalar_value(node)
-        scalar = YScalar(value, text, Span(self.path, mark.line + 1, mark.column + 1),
-                         node.style is not None)
-        self.scalars[id(node)] = scalar
+        scalar = self.scalars[id(node)] = _tree_scalar(node, self.path)
         return scalar
 
     def build_seq(self, node: Any, depth: int) -> YSeq:
@@ -566,14 +559,14 @@ class _SharedBuilder:
             if child.__class__ is ScalarNode:
                 built = scalars.get(id(child))
                 if built is None:
-                    if child.tag == _STR_TAG:  # most: `scalar`, inline
+                    if child.tag == _STR_TAG:  # most: `_tree_scalar`, inline
                         mark = child.start_mark
                         text = child.value
                         built = scalars[id(child)] = YScalar(
                             text, text, Span(path, mark.line + 1, mark.column + 1),
                             child.style is not None)
                     else:
-                        built = self.scalar(child)
+                        built = scalars[id(child)] = _tree_scalar(child, path)
                 out.append(built)
             else:
                 out.append(self.build(child, down))
@@ -611,26 +604,26 @@ class _SharedBuilder:
                 raise _Unbounded  # a collection as a key: the general path reports it
             key = scalars.get(id(knode))
             if key is None:
-                if knode.tag == _STR_TAG:  # most: `scalar`, inline
+                if knode.tag == _STR_TAG:  # most: `_tree_scalar`, inline
                     mark = knode.start_mark
                     text = knode.value
                     key = scalars[id(knode)] = YScalar(
                         text, text, Span(path, mark.line + 1, mark.column + 1),
                         knode.style is not None)
                 else:
-                    key = self.scalar(knode)
+                    key = scalars[id(knode)] = _tree_scalar(knode, path)
             value: YNode | None
             if vnode.__class__ is ScalarNode:
                 value = scalars.get(id(vnode))
                 if value is None:
-                    if vnode.tag == _STR_TAG:  # most: `scalar`, inline
+                    if vnode.tag == _STR_TAG:  # most: `_tree_scalar`, inline
                         mark = vnode.start_mark
                         text = vnode.value
                         value = scalars[id(vnode)] = YScalar(
                             text, text, Span(path, mark.line + 1, mark.column + 1),
                             vnode.style is not None)
                     else:
-                        value = self.scalar(vnode)
+                        value = scalars[id(vnode)] = _tree_scalar(vnode, path)
                 total += 2
             else:
                 value = self.build(vnode, down)
