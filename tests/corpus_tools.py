@@ -219,6 +219,13 @@ class Expectation:
                 for wf, jobs in self.exists[ev].items()}
 
 
+def push_expectation(config: dict[str, Any], evs: list[Event]) -> Expectation:
+    """The reference's jobs for pushes of `evs` in a generated config (nothing excluded)."""
+    return Expectation(config, evs, {
+        e: existing_jobs(config, *((e[1], "") if e[0] == "branch" else ("", e[1])))
+        for e in evs}, {})
+
+
 def expectation(path: Path, result: Result) -> Expectation:
     config = expanded_config(path.read_text(), config_id(path))
     evs = events(config)

@@ -126,9 +126,12 @@ def validate_needs(repo: Path, *extra: str, tag: str | None = None) -> str:
     return "" if r.returncode == 0 else r.stdout + r.stderr
 
 
-def listed_jobs(repo: Path, tag: str | None = None) -> dict[str, dict[str, Any]]:
-    """The jobs the rules keep in this pipeline (`--list-json`, `when` other than never)."""
-    r = _gcl(repo, ["--list-json", "--no-json-schema-validation", *ref_args(tag)])
+def listed_jobs(repo: Path, tag: str | None = None,
+                variables: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    """The jobs the rules keep in this pipeline (`--list-json`, `when` other than never),
+    for a push of `tag` (or the repository's branch) or these predefined variables."""
+    args = [a for k, v in (variables or {}).items() for a in ("--variable", f"{k}={v}")]
+    r = _gcl(repo, ["--list-json", "--no-json-schema-validation", *ref_args(tag), *args])
     assert r.returncode == 0, r.stdout + r.stderr
     start = r.stdout.index("[")
     jobs = json.loads(r.stdout[start:])

@@ -26,14 +26,13 @@ from hypothesis import strategies as st
 
 from tests.corpus_tools import (
     BASE_EVENTS,
-    Expectation,
     corpus_files,
     github_view,
     golden_inputs,
     local_view,
     mismatches,
+    push_expectation,
 )
-from tests.reference import existing_jobs
 from tests.test_filters_differential import workflows
 from tests.tools import require_tool, run
 
@@ -103,9 +102,7 @@ def test_random_valid_configs(tmp_path: Path, long_fuzz: bool) -> None:
                 f.parent.mkdir(parents=True, exist_ok=True)
                 f.write_text(body)
         # Which jobs exist, and in which order: the reference, the gate, the script.
-        exp = Expectation(config, BASE_EVENTS, {
-            e: existing_jobs(config, *((e[1], "") if e[0] == "branch" else ("", e[1])))
-            for e in BASE_EVENTS}, {})
+        exp = push_expectation(config, BASE_EVENTS)
         problems = mismatches(exp, github_view(results["github"], BASE_EVENTS), "github")
         problems += mismatches(exp, local_view(results["shell"], "shell", BASE_EVENTS,
                                                tmp_path / "run" / str(i)), "shell")

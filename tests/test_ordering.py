@@ -46,10 +46,10 @@ from tests.corpus_tools import (
     github_view,
     local_view,
     mismatches,
+    push_expectation,
 )
 from tests.gha_runner import WorkflowRunner
 from tests.local_helpers import define_bodies, project, run
-from tests.reference import existing_jobs
 from tests.tools import require_tool
 
 e2e = pytest.mark.e2e
@@ -377,10 +377,7 @@ def test_gitlab_runs_j_without_the_manual_job(tmp_path: Path) -> None:
 
 
 def expectation(text: str, events: list[tuple[str, ...]] = BASE_EVENTS) -> Expectation:
-    cfg = yaml.safe_load(text)
-    return Expectation(cfg, events, {
-        e: existing_jobs(cfg, *((e[1], "") if e[0] == "branch" else ("", e[1])))
-        for e in events}, {})
+    return push_expectation(yaml.safe_load(text), events)
 
 
 @pytest.mark.parametrize("text", [ISSUE, RESIDUAL], ids=["issue", "residual"])

@@ -7,7 +7,6 @@ GitLab `$CI_PIPELINE_IID`, make/shell a counter the run directory keeps.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,13 +49,9 @@ def github_files(text: str, tmp: Path) -> dict[str, Path]:
 
 def gitlab_listed(repo: Path, variables: dict[str, str]) -> set[str]:
     """The jobs gitlab-ci-local's rules keep for a pipeline with these predefined variables."""
-    from tests.gitlab_helpers import _gcl
+    from tests.gitlab_helpers import listed_jobs
 
-    args = [a for k, v in variables.items() for a in ("--variable", f"{k}={v}")]
-    r = _gcl(repo, ["--list-json", "--no-json-schema-validation", *args])
-    assert r.returncode == 0, r.stdout + r.stderr
-    jobs = json.loads(r.stdout[r.stdout.index("["):])
-    return {j["name"] for j in jobs if j["when"] != "never"}
+    return set(listed_jobs(repo, variables=variables))
 
 
 # ---- 1. pipeline.number ------------------------------------------------------------------
