@@ -263,6 +263,17 @@ def _expanded_size(root: Node, limit: int) -> int:
     return size(root, 0)
 
 
+def _add_merged(pairs: list[tuple[YScalar, YNode]], seen: dict[str, int],
+                merged: list[tuple[YScalar, YNode]]) -> None:
+    """Adds the pairs of `<<` merge sources to a mapping's `pairs` and its key index `seen`:
+    merged keys have lower priority than explicit ones; among merge sources, first wins."""
+    for key, value in merged:
+        name = key.as_str()
+        if name not in seen:
+            seen[name] = len(pairs)
+            pairs.append((key, value))
+
+
 class _Builder:
     def __init__(self, path: str, diags: Diagnostics) -> None:
         self.path = path
@@ -337,12 +348,8 @@ class _Builder:
                 continue
             seen[name] = len(pairs)
             pairs.append((key, value))
-        # Merged keys have lower priority than explicit ones; among merge sources, first wins.
-        for key, value in merged:
-            name = key.as_str()
-            if name not in seen:
-                seen[name] = len(pairs)
-                pairs.append((key, value))
+        if merged:
+            _add_merged(pairs, seen, merged)
         return YMap(tuple(pairs), span, seen)
 
 
@@ -496,12 +503,8 @@ class _TreeBuilder:
                 raise _Unbounded  # a duplicate key: the general path warns
             seen[name] = len(pairs)
             pairs.append((key, value))
-        # Merged keys have lower priority than explicit ones; among merge sources, first wins.
-        for key, value in merged:
-            name = key.as_str()
-            if name not in seen:
-                seen[name] = len(pairs)
-                pairs.append((key, value))
+        if merged:
+            _add_merged(pairs, seen, merged)
         return YMap(tuple(pairs), _map_span(node, pairs, self.path), seen)
 
 
@@ -634,12 +637,8 @@ class _SharedBuilder:
             seen[name] = len(pairs)
             pairs.append((key, value))
         self.finish(node, total)
-        # Merged keys have lower priority than explicit ones; among merge sources, first wins.
-        for key, value in merged:
-            name = key.as_str()
-            if name not in seen:
-                seen[name] = len(pairs)
-                pairs.append((key, value))
+        if merged:
+            _add_merged(pairs, seen, merged)
         return YMap(tuple(pairs), _map_span(node, pairs, self.path), seen)
 
     def merge_list(self, node: Any, depth: int) -> int:
