@@ -590,14 +590,17 @@ def workflow_condition(m: YMap, name: str, diags: Diagnostics) -> Cond:
             diags.warning("never-runs", f"workflow {name!r} can never run: its `{kind}`"
                           " condition never holds", key.span)
         if uses_trigger(c):
-            diags.warning("trigger-source", f"workflow {name!r}: `{kind}` reads what started"
-                          " the pipeline (`pipeline.trigger_source`, `.trigger.type`,"
-                          " `.event.name`, `.schedule.name`); scheduled pipelines come from"
-                          " schedule triggers in CircleCI's project settings: create the same"
-                          " schedule on the target (`--schedule NAME=CRON` for GitHub, see"
-                          " docs/targets.md)", key.span)
+            diags.warning("trigger-source", f"workflow {name!r}: `{kind}`{_READS_TRIGGER}",
+                          key.span)
         return c
     return TRUE
+
+
+# The warning on a condition that reads what started the pipeline, after what reads it.
+_READS_TRIGGER = (" reads what started the pipeline (`pipeline.trigger_source`, `.trigger.type`,"
+                  " `.event.name`, `.schedule.name`); scheduled pipelines come from schedule"
+                  " triggers in CircleCI's project settings: create the same schedule on the"
+                  " target (`--schedule NAME=CRON` for GitHub, see docs/targets.md)")
 
 
 def reads_trigger(m: YMap) -> bool:
@@ -624,11 +627,7 @@ def filter_expression(node: YScalar, diags: Diagnostics) -> Cond:
     try:
         c = lower(parse(node.as_str()))
         if uses_trigger(c):
-            diags.warning("trigger-source", "this expression filter reads what started the"
-                          " pipeline (`pipeline.trigger_source`, `.trigger.type`, `.event.name`,"
-                          " `.schedule.name`); scheduled pipelines come from schedule triggers"
-                          " in CircleCI's project settings: create the same schedule on the"
-                          " target (`--schedule NAME=CRON` for GitHub, see docs/targets.md)",
+            diags.warning("trigger-source", f"this expression filter{_READS_TRIGGER}",
                           node.span)
         return c
     except ExpressionError as exc:
