@@ -34,8 +34,8 @@ def _status_label(n: ir.WorkflowNode, requirement: str) -> str:
         s.value for s in ir.JobStatus if s in allowed)
 
 
-def _ids(wf: ir.Workflow) -> dict[str, str]:
-    return {n.name: f"n{i}" for i, n in enumerate(wf.nodes)}
+def _ids(wf: ir.Workflow, prefix: str = "") -> dict[str, str]:
+    return {n.name: f"{prefix}n{i}" for i, n in enumerate(wf.nodes)}
 
 
 # Mermaid labels are HTML with its own entity syntax (`#quot;`, `#35;`): names and regexes
@@ -58,7 +58,7 @@ def to_mermaid(pipeline: ir.Pipeline) -> str:
     out.append("flowchart LR")
     for w, wf in enumerate(pipeline.workflows):
         prefix = f"w{w}_" if several else ""
-        ids = {k: prefix + v for k, v in _ids(wf).items()}
+        ids = _ids(wf, prefix)
         indent = "    " if several else "  "
         if several:
             out.append(f'  subgraph w{w}["{_mermaid_text(wf.name)}"]')
@@ -90,7 +90,7 @@ def _dot_text(s: str) -> str:
 def to_dot(pipeline: ir.Pipeline) -> str:
     out = ["digraph circleci {", "  rankdir=LR;", "  node [fontname=Helvetica];"]
     for w, wf in enumerate(pipeline.workflows):
-        ids = {k: f"w{w}_{v}" for k, v in _ids(wf).items()}
+        ids = _ids(wf, f"w{w}_")
         out.append(f'  subgraph cluster_{w} {{')
         out.append(f'    label="{_dot_text(wf.name)}";')
         for n in wf.nodes:
