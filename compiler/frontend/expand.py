@@ -223,6 +223,12 @@ def _tokenize(text: str) -> tuple[list[_Part], bool]:
     return [p for p in parts if p != ""], expression
 
 
+def _is_expression(inner: str) -> bool:
+    """Whether the inside of a `<< … >>` is an expression (§5.5): it reads a `pipeline.`,
+    `parameters.` or `matrix.` value and is more than one name (a section tag's included)."""
+    return _EXPRESSION_NAME.search(inner) is not None and not _NAME_ONLY.fullmatch(inner)
+
+
 def _render_plan(text: str) -> tuple[bool, list[_Part], bool]:
     """What `render` does with `text` whatever the scope: whether some `<< … >>` in it is an
     expression `template_expression` would evaluate (then `render` evaluates them first and
@@ -230,7 +236,7 @@ def _render_plan(text: str) -> tuple[bool, list[_Part], bool]:
     if _EXPRESSION_NAME.search(text):
         for m in _TEMPLATE_EXPRESSION.finditer(text):
             inner = m.group(1)
-            if _EXPRESSION_NAME.search(inner) and not _NAME_ONLY.fullmatch(inner):
+            if _is_expression(inner):
                 return True, [], False
     parts, expression = _tokenize(text)
     return False, parts, expression
@@ -506,7 +512,7 @@ class _Expander:
     def template_expression(self, inner: str, scope: Scope, span: Span
                             ) -> tuple[bool, ExprValue]:
         """`<< expression >>` (§5.5) when its values are known now (parameters, literals)."""
-        if not _EXPRESSION_NAME.search(inner) or _NAME_ONLY.fullmatch(inner):
+        if not _is_expression(inner):
             return False, None
         try:
             expr = substitute(parse(inner), lambda n: self.scope_value(n, scope, span))
