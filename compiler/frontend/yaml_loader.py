@@ -235,6 +235,9 @@ def _scalar_value(node: Any) -> Any:
         return node.value
 
 
+_MAX_DEPTH = 500  # deeper nodes fail the alias bound (`_expanded_size`), in every builder
+
+
 def _expanded_size(root: Node, limit: int) -> int:
     """Number of nodes after alias expansion, memoised per shared node; stops past `limit`."""
     memo: dict[int, int] = {}
@@ -243,7 +246,7 @@ def _expanded_size(root: Node, limit: int) -> int:
         key = id(node)
         if key in memo:
             return memo[key]
-        if depth > 500:
+        if depth > _MAX_DEPTH:
             return limit + 1
         memo[key] = limit + 1  # a cycle (recursive alias) counts as unbounded
         total = 1
@@ -358,7 +361,6 @@ class _Builder:
 # a syntax error). A text without both has no alias, so its composed nodes form a tree.
 _ALIAS_START = re.compile(r"\*[0-9A-Za-z_-]")
 _ANCHOR_START = re.compile(r"&[0-9A-Za-z_-]")
-_MAX_DEPTH = 500  # deeper nodes fail the alias bound (`_expanded_size`) too
 
 
 class _Unbounded(Exception):
