@@ -297,61 +297,10 @@ _ALIAS_DOCS = [
 ]
 
 
-def _expanded_size_plain(root: Any, limit: int) -> int:
-    """The walk _expanded_size replaced (one call per node, scalars included)."""
-    from yaml.nodes import MappingNode, SequenceNode
-
-    memo: dict[int, int] = {}
-
-    def size(node: Any, depth: int) -> int:
-        if id(node) in memo:
-            return memo[id(node)]
-        if depth > 500:
-            return limit + 1
-        memo[id(node)] = limit + 1
-        total = 1
-        if isinstance(node, SequenceNode):
-            for child in node.value:
-                total += size(child, depth + 1)
-                if total > limit:
-                    break
-        elif isinstance(node, MappingNode):
-            for k, v in node.value:
-                total += size(k, depth + 1) + size(v, depth + 1)
-                if total > limit:
-                    break
-        memo[id(node)] = total
-        return total
-
-    return size(root, 0)
-
-
-def test_expanded_size_counts_scalars_inline_as_the_plain_walk() -> None:
-    """The alias bound counts scalar children without a call; below the limit it gives the
-    plain walk's count, above it the same verdict (the count past the limit may differ)."""
-    from cicompile.frontend.yaml_loader import _compose, _expanded_size
-
-    texts = [f.read_text() for f in _yaml_inputs()] + _ALIAS_DOCS
-    roots = []
-    for text in texts:
-        try:
-            roots.append(_compose(text))
-        except yaml.YAMLError:
-            continue
-    assert len(roots) > 90
-    for root in roots:
-        if root is None:
-            continue
-        for limit in (5, 40, 1_000, 250_000):
-            plain, fast = _expanded_size_plain(root, limit), _expanded_size(root, limit)
-            assert (plain > limit) == (fast > limit)
-            if plain <= limit:
-                assert plain == fast
-
-
-def test_str_scalar_fast_path_builds_what_the_general_rule_gives() -> None:
-    """The builder's path for `str`-tagged scalars gives each scalar the value, text, quoting
-    and position the general scalar rule gives (checked against the composed nodes)."""
+def test_general_builder_gives_each_scalar_what_the_scalar_rule_gives() -> None:
+    """The general path's builder gives each scalar the value, text, quoting and position the
+    scalar rule gives (checked against the composed nodes); the one-walk builders are
+    compared with it in test_tree_builders_give_what_the_general_path_gives."""
     from cicompile.diagnostics import Diagnostics, Span
     from cicompile.frontend import yaml_loader as yl
     from yaml.nodes import MappingNode, ScalarNode, SequenceNode
