@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pytest
 
 from tests.tools import require_tool
+
+if TYPE_CHECKING:
+    from tests.gha_runner import WorkflowRunner
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,6 +61,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         if f.exists() and _SESSION_START and f.stat().st_mtime >= _SESSION_START[0]:
             terminalreporter.write_sep("-", title)
             terminalreporter.write(f.read_text())
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[WorkflowRunner]:
+    """Runs generated GitHub workflows on the host (tests/gha_runner.py), from an empty source
+    tree (a test module may define its own `runner` with other sources)."""
+    from tests.gha_runner import WorkflowRunner
+
+    src = tmp_path / "src"
+    src.mkdir()
+    r = WorkflowRunner(tmp_path / "run", src)
+    yield r
+    r.close()
 
 
 @pytest.fixture(params=["make", "shell"])

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -163,15 +162,6 @@ def test_make_graph_leaves_absent_nodes_out(tmp_path: Path) -> None:
 
 
 # ---- GitHub ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[WorkflowRunner]:
-    src = tmp_path / "src"
-    src.mkdir()
-    r = WorkflowRunner(tmp_path / "run", src)
-    yield r
-    r.close()
 
 
 def github_results(runner: WorkflowRunner, text: str, tmp_path: Path, branch: str,

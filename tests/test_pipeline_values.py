@@ -8,7 +8,6 @@ GitLab `$CI_PIPELINE_IID`, make/shell a counter the run directory keeps.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,6 @@ def compiled(text: str, target: str) -> dict[str, str]:
     result = compile_config(text, target, path="config.yml")
     assert result.ok, [d.render() for d in result.diagnostics]
     return result.files
-
-
-@pytest.fixture
-def gha(tmp_path: Path) -> Iterator[WorkflowRunner]:
-    src = tmp_path / "src"
-    src.mkdir()
-    r = WorkflowRunner(tmp_path / "run", src)
-    yield r
-    r.close()
 
 
 def github_files(text: str, tmp: Path) -> dict[str, Path]:
@@ -96,9 +86,9 @@ def test_github_pipeline_number_is_the_run_number_through_env() -> None:
 
 
 @e2e
-def test_github_job_sees_the_run_number(gha: WorkflowRunner, tmp_path: Path) -> None:
+def test_github_job_sees_the_run_number(runner: WorkflowRunner, tmp_path: Path) -> None:
     files = github_files(NUMBER, tmp_path)
-    res = gha.run(files["wf"], "branch", "main")
+    res = runner.run(files["wf"], "branch", "main")
     assert res["show"].result == "success", res["show"].log
     assert "pipeline-number=[7] job-number-set=[y]" in res["show"].log  # run_number: 7
 
@@ -233,7 +223,7 @@ def test_what_no_target_can_tell_stays_warned(condition: str, why: str) -> None:
 
 @e2e
 @pytest.mark.parametrize(("trigger", "schedule"), STARTER_EVENTS)
-def test_github_starter_conditions(gha: WorkflowRunner, tmp_path: Path, trigger: str,
+def test_github_starter_conditions(runner: WorkflowRunner, tmp_path: Path, trigger: str,
                                    schedule: str) -> None:
     result = compile_config(STARTERS, "github", path="config.yml", schedules=SCHEDULES)
     files = {}
@@ -245,7 +235,7 @@ def test_github_starter_conditions(gha: WorkflowRunner, tmp_path: Path, trigger:
     cron = dict(SCHEDULES).get(schedule, "")
     seen = {}
     for wf, path in files.items():
-        res = gha.run(path, "branch", "main", event=trigger, cron=cron)
+        res = runner.run(path, "branch", "main", event=trigger, cron=cron)
         seen[wf] = {j for j, r in res.items() if r.result == "success" and j != "circleci-gate"}
     assert seen == reference_jobs(trigger, schedule)
 
@@ -348,12 +338,12 @@ def test_local_workflow_ids(target: str, tmp_path: Path) -> None:
 
 
 @e2e
-def test_github_workflow_id_is_the_run_and_its_attempt(gha: WorkflowRunner,
+def test_github_workflow_id_is_the_run_and_its_attempt(runner: WorkflowRunner,
                                                         tmp_path: Path) -> None:
     files = github_files(WORKFLOW_IDS, tmp_path)
     assert yaml.safe_load(files["one"].read_text())["env"]["CIRCLE_WORKFLOW_ID"] == (
         "${{ github.run_id }}-${{ github.run_attempt }}")
-    res = gha.run(files["one"], "branch", "main")
+    res = runner.run(files["one"], "branch", "main")
     ids = workflow_ids(res["one-a"].log + res["one-b"].log)
     assert ids == {"one-a": "4242-1", "one-b": "4242-1"}  # the emulator's run 4242, attempt 1
 

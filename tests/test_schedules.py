@@ -7,7 +7,6 @@ written by hand from that rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,15 +102,6 @@ def test_a_schedule_needs_cron_and_branch_filters() -> None:
 
 
 # ---- GitHub -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def runner(tmp_path: Path) -> Iterator[WorkflowRunner]:
-    src = tmp_path / "src"
-    src.mkdir()
-    r = WorkflowRunner(tmp_path / "run", src)
-    yield r
-    r.close()
 
 
 def test_github_triggers() -> None:
